@@ -1,0 +1,67 @@
+# The single entry point: `make help` lists every target.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= examples/development.yaml
+INSTALLED := $(VENV)/.installed-dev
+INSTALLED_RUN := $(VENV)/.installed-run
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint fmt typecheck check audit bench lock openapi clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(INSTALLED_RUN): $(VENV)/bin/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(INSTALLED): $(INSTALLED_RUN) requirements-dev.lock
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	touch $@
+
+run: $(INSTALLED_RUN) ## install, then start the server on 127.0.0.1:8080 (embedded Redis)
+	$(BIN)/raibid-api serve --config $(CONFIG)
+
+test: $(INSTALLED) ## install the dev extras, then lint, type-check and run every test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+lint: $(INSTALLED) ## ruff and import-linter
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+fmt: $(INSTALLED) ## format and auto-fix
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: $(INSTALLED) ## mypy --strict
+	$(BIN)/mypy
+
+check: test ## everything CI runs
+
+audit: $(INSTALLED) ## pip-audit over the locked dependencies
+	$(BIN)/pip-audit --strict -r requirements.lock
+
+bench: $(INSTALLED) ## run the benchmarks (see docs/benchmarks.md)
+	$(BIN)/python -m bench.run
+
+openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
+	$(BIN)/raibid-api openapi > docs/openapi.json
+
+lock: $(INSTALLED) ## re-resolve requirements*.lock from pyproject.toml
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --extra dev pyproject.toml -o requirements-dev.lock
+
+clean: ## remove the virtualenv and local state
+	rm -rf $(VENV) .raibid .mypy_cache .ruff_cache .pytest_cache

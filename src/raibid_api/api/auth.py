@@ -1,0 +1,80 @@
+"""Bearer tokens and scopes: who may call which route."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from raibid_api.config import AuthSettings
+from raibid_api.errors import AuthenticationError, PermissionDeniedError
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a configured token's name and scopes, or anonymous."""
+
+    name: str
+    scopes: frozenset[str]
+
+
+ANONYMOUS_READER = Principal("anonymous", frozenset({"read"}))
+
+
+def token_digest(token: str) -> str:
+    """The sha256 hex a token is stored and compared as."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenRegistry:
+    """The configured tokens, held only as digests and compared in constant time."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._anonymous_read = settings.anonymous_read
+        self._tokens: list[tuple[bytes, Principal]] = []
+        for token in settings.tokens:
+            digest = (
+                token.sha256.lower()
+                if token.sha256
+                else token_digest(token.value.get_secret_value() if token.value else "")
+            )
+            self._tokens.append((digest.encode(), Principal(token.name, frozenset(token.scopes))))
+
+    def identify(self, authorization: str | None) -> Principal | None:
+        """The principal an ``Authorization`` header names; None when there is none.
+
+        Raises:
+            AuthenticationError: a header that is not a known bearer token.
+        """
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("use Authorization: Bearer <token>")
+        presented = token_digest(token.strip()).encode()
+        found: Principal | None = None
+        for digest, principal in self._tokens:
+            # every digest is compared, so timing does not tell which token nearly matched
+            if hmac.compare_digest(digest, presented):
+                found = principal
+        if found is None:
+            raise AuthenticationError("unknown token")
+        return found
+
+    def authorize(self, authorization: str | None, scope: str) -> Principal:
+        """The caller, if it may use ``scope``.
+
+        Raises:
+            AuthenticationError: no token where one is needed, or an unknown one.
+            PermissionDeniedError: a known token without ``scope``.
+        """
+        principal = self.identify(authorization)
+        if principal is None:
+            if scope == "read" and self._anonymous_read:
+                return ANONYMOUS_READER
+            raise AuthenticationError(f"this route needs a bearer token with scope {scope!r}")
+        if scope not in principal.scopes:
+            raise PermissionDeniedError(
+                f"token {principal.name!r} lacks scope {scope!r}", scopes=sorted(principal.scopes)
+            )
+        return principal

@@ -1,0 +1,50 @@
+"""What routes depend on, as `Annotated` aliases; the objects live in the app's `AppState`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from raibid_api.api.auth import Principal, TokenRegistry
+from raibid_api.config import Settings
+from raibid_api.jobs.service import JobService
+from raibid_api.observability.health import HealthChecks
+
+
+@dataclass
+class AppState:
+    """Everything the lifespan builds, handed to routes through the dependencies below."""
+
+    settings: Settings
+    tokens: TokenRegistry
+    jobs: JobService
+    health: HealthChecks
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def app_state(request: Request) -> AppState:
+    """The state of the application serving ``request``."""
+    state: AppState = request.app.state.raibid
+    return state
+
+
+def job_service(request: Request) -> JobService:
+    """The job service."""
+    return app_state(request).jobs
+
+
+def _scope_dependency(scope: str) -> Any:
+    def check(request: Request) -> Principal:
+        return app_state(request).tokens.authorize(request.headers.get("authorization"), scope)
+
+    check.__name__ = f"require_{scope}"
+    return Depends(check)
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+JobServiceDep = Annotated[JobService, Depends(job_service)]
+ReadPrincipal = Annotated[Principal, _scope_dependency("read")]
+WritePrincipal = Annotated[Principal, _scope_dependency("write")]
+AgentPrincipal = Annotated[Principal, _scope_dependency("agent")]

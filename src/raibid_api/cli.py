@@ -1,0 +1,91 @@
+"""The `raibid-api` command: serve, config check, openapi."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+import yaml
+
+from raibid_api.config import Settings, load_settings, secret_values
+from raibid_api.errors import ConfigError
+from raibid_api.observability.logging import SecretRedactor, configure_logging
+
+app = typer.Typer(help="raibid-api: the orchestration server of raibid-ci.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML configuration file (default: $RAIBID_CONFIG)."),
+]
+
+
+def _load(path: Path | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2) from None
+
+
+def masked_config(settings: Settings) -> dict[str, object]:
+    """The effective configuration with every secret shown as ``***``."""
+    data = settings.model_dump(mode="json")
+    redactor = SecretRedactor(secret_values(settings))
+    text = redactor.redact_text(json.dumps(data))
+    return dict(json.loads(text.replace('"**********"', '"***"')))
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Start the server (with an embedded Redis when redis.url is not set)."""
+    settings = _load(config)
+    configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
+    from raibid_api.app import create_app  # imported here: `config check` needs none of it
+
+    base = settings.server.public_url
+    where = config or "built-in defaults (no --config, no $RAIBID_CONFIG)"
+    redis = "external" if settings.redis.url else f"embedded, data in {settings.redis.data_dir}"
+    typer.echo(
+        f"raibid-api listening on http://{settings.server.host}:{settings.server.port}\n"
+        f"  jobs:     {base}/jobs\n"
+        f"  webhook:  {base}/webhook/gitea  (also /webhook/forgejo, /webhook/github)\n"
+        f"  api docs: {base}/docs\n"
+        f"  config:   {where}\n"
+        f"  redis:    {redis}",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the configuration and print it, secrets masked; exit 2 when invalid."""
+    settings = _load(config)
+    typer.echo(yaml.safe_dump(masked_config(settings), sort_keys=False), nl=False)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document the server serves at /openapi.json."""
+    from raibid_api.app import create_app
+
+    spec = create_app(Settings()).openapi()
+    sys.stdout.write(json.dumps(spec, indent=2, sort_keys=True) + "\n")

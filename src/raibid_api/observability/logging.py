@@ -1,0 +1,100 @@
+"""Structured logging: JSON in production, readable console in development, secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+_SENSITIVE_KEY = re.compile(
+    r"secret|token|password|passwd|authorization|signature|cookie|api[_-]?key|credential", re.I
+)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]+@", re.I)
+_BEARER = re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{8,}")
+REDACTED = "***"
+
+
+class SecretRedactor:
+    """A structlog processor that hides secrets before anything is rendered.
+
+    It replaces the values of keys that name a secret, every configured secret wherever it appears
+    in a string, passwords in URLs, and bearer credentials.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # longest first, so a secret that contains another is hidden whole
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every known secret and credential pattern replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        text = _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", text)
+        return _BEARER.sub(rf"\1 {REDACTED}", text)
+
+    def _redact(self, key: str, value: Any) -> Any:
+        if _SENSITIVE_KEY.search(key) and value is not None:
+            return REDACTED
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if isinstance(value, dict):
+            return {k: self._redact(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact(key, v) for v in value]
+        return value
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        """Redact every field of one log event."""
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self._redact(key, value)
+        return event_dict
+
+
+def configure_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
+    """Set up structlog and route the standard library's loggers (uvicorn's) through it.
+
+    Args:
+        level: debug, info, warning or error.
+        fmt: json, console, or auto (console on a terminal, JSON otherwise).
+        secrets: values that must never appear in a log line.
+    """
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        SecretRedactor(secrets),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

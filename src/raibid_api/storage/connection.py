@@ -1,0 +1,89 @@
+"""The Redis client: a bounded connection pool, and calls that survive the caller's cancellation.
+
+redis.asyncio leaks a pooled connection (or worse, hands the next caller a reply meant for another)
+when a task is cancelled in the middle of a command: a client that disconnects, an
+``asyncio.timeout``. So no cancellation may land inside a pooled call: `shielded` runs each storage
+operation as its own task that the caller's cancellation does not reach. The operation still ends,
+because every socket read is bounded by ``socket_timeout``, and its connection returns to the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from raibid_api.config import RedisSettings
+from raibid_api.errors import ServiceUnavailableError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not report it as never retrieved
+
+
+def shielded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Awaitable[T]]:
+    """Run a storage operation so that cancelling the caller never interrupts its Redis calls.
+
+    Redis failures become `ServiceUnavailableError`, which the API answers with 503.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(_translated(fn(*args, **kwargs)))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            _background.add(task)
+            task.add_done_callback(_forget)
+            raise
+
+    return run
+
+
+async def _translated(call: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await call
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise ServiceUnavailableError(f"Redis is unavailable: {type(exc).__name__}") from exc
+    except RedisError as exc:
+        if "LOADING" in str(exc) or "READONLY" in str(exc):
+            raise ServiceUnavailableError("Redis is not ready to serve writes") from exc
+        raise
+
+
+def create_redis(url: str, settings: RedisSettings, *, blocking: bool = False) -> Redis:
+    """A client with a bounded pool: waits up to ``pool_timeout`` for a free connection.
+
+    Args:
+        url: the Redis URL (may carry a password; never logged).
+        settings: timeouts and pool size.
+        blocking: a client for blocking reads (`XREAD BLOCK`); no socket timeout cuts them.
+    """
+    socket_timeout = settings.socket_timeout.total_seconds()
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.max_connections,
+        timeout=settings.pool_timeout.total_seconds(),
+        socket_timeout=None if blocking else socket_timeout,
+        socket_connect_timeout=settings.connect_timeout.total_seconds(),
+        socket_keepalive=True,
+        health_check_interval=30,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 2),
+    )
+    return Redis(connection_pool=pool)

@@ -1,0 +1,244 @@
+"""Job records in Redis: the hash, the indexes, the queue entry, and the retention that ends them.
+
+Every write here is one Lua script (`storage/scripts/`) or one MULTI/EXEC, so a reader never sees a
+job without its indexes or its queue entry.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from raibid_api.jobs.models import Job, JobFilter, JobStatus
+from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
+from raibid_api.storage.connection import shielded
+from raibid_api.storage.keys import GROUP, Keys
+from raibid_api.storage.scripts import ContentKeyMovedError, CreateCall, CreateOutcome, Scripts
+
+DELIVERY_TTL_S = 7 * 86_400
+_SEP = "\x1f"
+_CONTENT_RACE_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The forge delivery a job came from, for redelivery dedup."""
+
+    forge: str
+    delivery_id: str
+
+
+class JobStore:
+    """Reads and atomic writes of job records."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, *, retention_s: int, events_maxlen: int,
+        content_ttl_s: int = 86_400,
+    ) -> None:  # fmt: skip
+        self._redis = redis
+        self._keys = keys
+        self._scripts = Scripts(redis)
+        self._retention_s = retention_s
+        self._events_maxlen = events_maxlen
+        self._content_ttl_s = content_ttl_s
+
+    @shielded
+    async def ensure_queue_group(self) -> None:
+        """Create the agents' consumer group at id 0 (before any XADD), unless it exists."""
+        groups = (
+            await self._redis.xinfo_groups(self._keys.queue)
+            if await self._redis.exists(self._keys.queue)
+            else []
+        )
+        if not any(g["name"] == GROUP for g in groups):
+            await self._redis.xgroup_create(self._keys.queue, GROUP, id="0", mkstream=True)
+
+    def _index_keys(self, job: Mapping[str, object]) -> list[str]:
+        keys = [
+            self._keys.index_all,
+            self._keys.index_status(str(job["status"])),
+            self._keys.index_repo(str(job["repo"])),
+            self._keys.index_event(str(job["event"])),
+        ]
+        if job.get("branch"):
+            keys.append(self._keys.index_branch(str(job["branch"])))
+        return keys
+
+    @shielded
+    async def create(
+        self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
+        content: str | None = None,
+    ) -> CreateOutcome:  # fmt: skip
+        """Store a new job with its indexes and queue entry, in one step.
+
+        Args:
+            job: the Job JSON (without links).
+            created_ms: its creation time, the score in every index.
+            delivery: the forge delivery; a known one returns the job it made.
+            content: a fingerprint of what is built; while a job with the same fingerprint is
+                pending or running, that job is returned instead of a new one.
+        """
+        job_id = str(job["id"])
+        fields = encode_fields(job) | {CREATED_MS: str(created_ms)}
+        for _ in range(_CONTENT_RACE_RETRIES):
+            named = await self._redis.get(self._keys.content(content)) if content else None
+            content_job_id = str(named) if named else None
+            call = CreateCall(
+                job_key=self._keys.job(job_id),
+                queue_key=self._keys.queue,
+                delivery_key=self._keys.delivery(delivery.forge, delivery.delivery_id)
+                if delivery
+                else None,
+                delivery_ttl=DELIVERY_TTL_S,
+                content_key=self._keys.content(content) if content else None,
+                content_ttl=self._content_ttl_s,
+                content_job_id=content_job_id,
+                content_job_key=self._keys.job(content_job_id) if content_job_id else None,
+                index_keys=self._index_keys(job),
+                job_id=job_id,
+                score=created_ms,
+                job_json=orjson.dumps(job).decode(),
+                fields=fields,
+            )
+            try:
+                return await self._scripts.create_job(call)
+            except ContentKeyMovedError:
+                continue
+        raise ContentKeyMovedError
+
+    @shielded
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None when there is no such job."""
+        fields = await self._redis.hgetall(self._keys.job(job_id))
+        return decode_job(_text_map(fields)) if fields else None
+
+    @shielded
+    async def transition(
+        self, job: Job, target: str, now_ms: int, fields: Mapping[str, object] | None = None,
+        *, requeue: bool = False,
+    ) -> Job:  # fmt: skip
+        """Move ``job`` from the status it has in ``job`` to ``target``; return the job after it.
+
+        A terminal ``target`` acks and deletes the queue entry and starts the retention clock;
+        ``requeue`` puts the job back in the queue under a fresh entry.
+
+        Raises:
+            JobNotFoundError: the job is gone.
+            TransitionConflictError: the job is no longer in the status ``job`` shows.
+        """
+        job_id = str(job["id"])
+        expected = str(job["status"])
+        after: Job = dict(job) | dict(fields or {}) | {"status": target}
+        terminal = JobStatus(target).is_terminal
+        expiry_member = _SEP.join(
+            [job_id, target, str(job["repo"]), str(job.get("branch") or ""), str(job["event"])]
+        )
+        await self._scripts.transition(
+            [
+                self._keys.job(job_id),
+                self._keys.index_status(expected),
+                self._keys.index_status(target),
+                self._keys.events(job_id),
+                self._keys.queue,
+                self._keys.index_expiry,
+            ],
+            job_id=job_id,
+            expected=expected,
+            target=target,
+            terminal=terminal,
+            retention_s=self._retention_s,
+            events_maxlen=self._events_maxlen,
+            group=GROUP,
+            expiry_ms=now_ms + self._retention_s * 1000,
+            expiry_member=expiry_member,
+            requeue_json=orjson.dumps(after).decode() if requeue else "",
+            fields=encode_update(fields or {}),
+        )
+        return after
+
+    @shielded
+    async def list_page(
+        self, flt: JobFilter, after: tuple[int, str] | None, limit: int
+    ) -> tuple[int, list[tuple[Job, int]]]:
+        """The number of jobs matching ``flt`` and the next ``limit`` of them after ``after``.
+
+        Args:
+            flt: the filter.
+            after: (score, id) of the last job of the previous page, or None for the first page.
+            limit: how many to return at most.
+        """
+        indexes = []
+        if flt.status is not None:
+            indexes.append(self._keys.index_status(flt.status))
+        if flt.repo is not None:
+            indexes.append(self._keys.index_repo(flt.repo))
+        if flt.branch is not None:
+            indexes.append(self._keys.index_branch(flt.branch))
+        if flt.event is not None:
+            indexes.append(self._keys.index_event(flt.event))
+        total, page = await self._scripts.list_jobs(
+            self._keys.list_scratch(uuid.uuid4().hex),
+            indexes or [self._keys.index_all],
+            upper=str(after[0]) if after else "+inf",
+            cursor_id=after[1] if after else "",
+            lower=str(flt.since_ms) if flt.since_ms is not None else "-inf",
+            limit=limit,
+        )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in page:
+                pipe.hgetall(self._keys.job(job_id))
+            records = await pipe.execute()
+        jobs = [
+            (decode_job(_text_map(fields)), score)
+            for fields, (_, score) in zip(records, page, strict=True)
+            if fields
+        ]
+        return total, jobs
+
+    @shielded
+    async def prune_expired(self, now_ms: int, batch: int = 500) -> int:
+        """Remove ended jobs whose retention is over from every index; return how many."""
+        members = [
+            str(member)
+            for member in await self._redis.zrangebyscore(
+                self._keys.index_expiry, "-inf", now_ms, start=0, num=batch
+            )
+        ]
+        if not members:
+            return 0
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for member in members:
+                job_id, status, repo, branch, event = member.split(_SEP)
+                for index in (
+                    self._keys.index_all,
+                    self._keys.index_status(status),
+                    self._keys.index_repo(repo),
+                    self._keys.index_event(event),
+                    *([self._keys.index_branch(branch)] if branch else []),
+                ):
+                    pipe.zrem(index, job_id)
+                pipe.delete(self._keys.job(job_id), self._keys.events(job_id))
+                pipe.zrem(self._keys.index_expiry, member)
+            await pipe.execute()
+        return len(members)
+
+    @shielded
+    async def ping(self) -> None:
+        """Raise unless Redis answers."""
+        await self._redis.ping()
+
+    @shielded
+    async def cursor_secret(self) -> bytes:
+        """The key that signs pagination cursors, shared by every replica through Redis."""
+        await self._redis.set(self._keys.cursor_secret, secrets.token_hex(32), nx=True)
+        value = await self._redis.get(self._keys.cursor_secret)
+        return str(value).encode()
+
+
+def _text_map(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    return {str(key): str(value) for key, value in fields.items()}

@@ -1,0 +1,82 @@
+"""Every Redis key raibid-api reads or writes, built from the configured prefix ``P``.
+
+The prefix may itself carry a Redis Cluster hash tag (``{raibid}``); no key adds braces of its own,
+so every key lands in the prefix's slot and the Lua scripts stay legal on a cluster.
+"""
+
+from __future__ import annotations
+
+GROUP = "raibid-agents"  # the agents' consumer group on the queue stream
+
+
+class Keys:
+    """Key names of DESIGN.md §2, in the same order."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @property
+    def queue(self) -> str:
+        """Stream; one entry per queued or held job (XLEN = queued + running)."""
+        return f"{self.prefix}:jobs"
+
+    def job(self, job_id: str) -> str:
+        """Hash; expires jobs.retention after a terminal state."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def events(self, job_id: str) -> str:
+        """Stream of log lines and status changes; expires with job."""
+        return f"{self.prefix}:job:{job_id}:events"
+
+    @property
+    def index_all(self) -> str:
+        """Sorted set of job ids scored by creation time (ms)."""
+        return f"{self.prefix}:index:all"
+
+    def index_status(self, status: str) -> str:
+        """Sorted set; a job is in exactly one of these."""
+        return f"{self.prefix}:index:status:{status}"
+
+    def index_repo(self, repo: str) -> str:
+        """Sorted set, per owner/name."""
+        return f"{self.prefix}:index:repo:{repo}"
+
+    def index_branch(self, branch: str) -> str:
+        """Sorted set, per short branch name."""
+        return f"{self.prefix}:index:branch:{branch}"
+
+    def index_event(self, event: str) -> str:
+        """Sorted set, per event kind."""
+        return f"{self.prefix}:index:event:{event}"
+
+    @property
+    def index_expiry(self) -> str:
+        """Sorted set of ended jobs scored by when they expire (ms)."""
+        return f"{self.prefix}:index:expiry"
+
+    def list_scratch(self, token: str) -> str:
+        """Sorted set living inside one job_list.lua call."""
+        return f"{self.prefix}:scratch:list:{token}"
+
+    def delivery(self, forge: str, delivery_id: str) -> str:
+        """String job id; expires after 7 days."""
+        return f"{self.prefix}:delivery:{forge}:{delivery_id}"
+
+    def content(self, fingerprint: str) -> str:
+        """String job id of an active job with this content."""
+        return f"{self.prefix}:content:{fingerprint}"
+
+    @property
+    def agents(self) -> str:
+        """Hash agent id -> JSON of its last heartbeat and current job."""
+        return f"{self.prefix}:agents"
+
+    @property
+    def outbox_status(self) -> str:
+        """Stream of commit statuses still to report to the forge."""
+        return f"{self.prefix}:outbox:status"
+
+    @property
+    def cursor_secret(self) -> str:
+        """String; HMAC key that signs pagination cursors."""
+        return f"{self.prefix}:secret:cursor"
