@@ -86,4 +86,4 @@ def create_redis(url: str, settings: RedisSettings, *, blocking: bool = False) -
         decode_responses=True,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 2),
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
