@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import pytest
 from redis.asyncio import Redis
@@ -14,6 +15,10 @@ from raibid_api.config import RedisSettings
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.keys import Keys
+
+# redis-py annotates replies as unions of bytes, str and awaitables; tests that inspect raw
+# replies of a decode_responses client take it as this alias
+RawRedis: TypeAlias = Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "webhooks"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -31,6 +32,14 @@ from raibid_api.storage.keys import Keys
 
 _log = structlog.get_logger("raibid_api")
 API_ROUTERS = (jobs.router,)
+
+
+def _background_work(
+    state: AppState, store: JobStore, clock: SystemClock
+) -> list[Coroutine[Any, Any, None]]:
+    """The loops every replica runs beside the HTTP server until shutdown."""
+    interval = state.settings.jobs.reaper_interval.total_seconds()
+    return [run_retention(store, clock, interval)]
 
 
 @asynccontextmanager
@@ -62,16 +71,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         checks = HealthChecks()
         checks.add("redis", store.ping)
-        app.state.raibid = AppState(settings, TokenRegistry(settings.auth), service, checks)
-        retention = asyncio.create_task(
-            run_retention(store, clock, settings.jobs.reaper_interval.total_seconds())
-        )
+        state = AppState(settings, TokenRegistry(settings.auth), service, checks)
+        app.state.raibid = state
+        tasks = [asyncio.create_task(work) for work in _background_work(state, store, clock)]
         try:
             yield
         finally:
-            retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await retention
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     finally:
         await redis.aclose()
         if embedded is not None:

@@ -50,9 +50,11 @@ def chain_exists(
 
 class JobLifecycle(RuleBasedStateMachine):
     jobs = Bundle("jobs")
+    url = ""  # the test server's, set by the test before the machine runs
 
-    def __init__(self, url: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
+        url = self.url
         self.loop = asyncio.new_event_loop()
         self.keys = Keys(f"sm{id(self)}")
         self.redis: Redis = create_redis(url, RedisSettings())
@@ -173,7 +175,8 @@ class JobLifecycle(RuleBasedStateMachine):
 
 
 def test_state_machine_matches_the_transition_table(redis_server: EmbeddedRedis) -> None:
+    JobLifecycle.url = redis_server.url
     run_state_machine_as_test(
-        lambda: JobLifecycle(redis_server.url),
+        JobLifecycle,
         settings=hsettings(max_examples=40, stateful_step_count=25, deadline=None, database=None),
     )

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from raibid_api.errors import JobNotFoundError, TransitionConflictError
 from raibid_api.jobs.models import JobFilter, JobStatus
 from raibid_api.storage.job_store import Delivery, JobStore
 from raibid_api.storage.keys import GROUP, Keys
+from tests.conftest import RawRedis
 from tests.factories import make_job
 
 T0 = 1_790_000_000_000
 
 
 async def test_create_writes_hash_indexes_and_queue_entry(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     job = make_job(T0)
     outcome = await store.create(job, T0)
@@ -32,7 +32,7 @@ async def test_create_writes_hash_indexes_and_queue_entry(
 
 
 async def test_queue_group_starts_at_zero_and_is_created_once(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     await store.ensure_queue_group()
     [group] = await redis.xinfo_groups(keys.queue)
@@ -41,7 +41,7 @@ async def test_queue_group_starts_at_zero_and_is_created_once(
 
 
 async def test_known_delivery_returns_its_job_and_writes_nothing(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     first = make_job(T0)
     delivery = Delivery("gitea", "d-1")
@@ -54,7 +54,7 @@ async def test_known_delivery_returns_its_job_and_writes_nothing(
 
 
 async def test_same_content_while_active_is_coalesced_and_records_the_delivery(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     first = make_job(T0)
     await store.create(first, T0, delivery=Delivery("gitea", "d-1"), content="c1")
@@ -76,7 +76,7 @@ async def test_same_content_after_the_job_ended_builds_again(store: JobStore) ->
 
 
 async def test_transition_moves_status_index_and_writes_a_status_event(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     job = make_job(T0)
     await store.create(job, T0)
@@ -96,7 +96,7 @@ async def test_transition_moves_status_index_and_writes_a_status_event(
 
 
 async def test_transition_from_another_status_is_a_conflict_and_changes_nothing(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     job = make_job(T0)
     await store.create(job, T0)
@@ -112,7 +112,7 @@ async def test_transition_of_a_missing_job_is_not_found(store: JobStore) -> None
 
 
 async def test_terminal_transition_acks_deletes_entry_and_starts_retention(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     job = make_job(T0)
     await store.create(job, T0)
@@ -134,7 +134,9 @@ async def test_terminal_transition_acks_deletes_entry_and_starts_retention(
     assert entry_id
 
 
-async def test_requeue_replaces_the_queue_entry(store: JobStore, redis: Redis, keys: Keys) -> None:
+async def test_requeue_replaces_the_queue_entry(
+    store: JobStore, redis: RawRedis, keys: Keys
+) -> None:
     job = make_job(T0)
     await store.create(job, T0)
     [[_, [(old_entry, _)]]] = await redis.xreadgroup(GROUP, "agent-1", {keys.queue: ">"}, count=1)
@@ -168,7 +170,7 @@ async def test_list_pages_newest_first_across_tied_scores(store: JobStore) -> No
 
 
 async def test_list_intersects_filters_and_counts_all_matches(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     for i in range(12):
         repo = "acme/a" if i % 2 else "acme/b"
@@ -191,7 +193,7 @@ async def test_list_since_bounds_the_result_and_the_total(store: JobStore) -> No
 
 
 async def test_prune_removes_expired_jobs_from_every_index(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     job = make_job(T0)
     await store.create(job, T0)
@@ -206,7 +208,7 @@ async def test_prune_removes_expired_jobs_from_every_index(
 
 
 async def test_cursor_secret_is_shared_through_redis(
-    store: JobStore, redis: Redis, keys: Keys
+    store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     other = JobStore(redis, keys, retention_s=60, events_maxlen=10)
     assert await store.cursor_secret() == await other.cursor_secret()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from raibid_api.config import RedisSettings
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.jobs.cursor import CursorCodec
-from raibid_api.jobs.models import JobFilter, JobStatus
+from raibid_api.jobs.models import JobFilter, JobId, JobStatus
 from raibid_api.jobs.service import JobService, ManualTrigger
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.job_store import JobStore
@@ -44,7 +44,7 @@ async def walk(
         existing = [await add(branch) for branch in initial]
         if status is JobStatus.CANCELLED:
             for job in existing[::2]:
-                await service.cancel(job["id"])
+                await service.cancel(JobId(str(job["id"])))
         flt = JobFilter(status=status, branch="main")
         matching = [
             job for i, job in enumerate(existing)
