@@ -4,42 +4,110 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from raibid_api import __version__
+from raibid_api.agent.worker import run_agent
 from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import health, jobs
+from raibid_api.api.routes import agent, health, jobs, logs
 from raibid_api.config import Settings
 from raibid_api.embedded import EmbeddedRedis
+from raibid_api.jobs.agents import AgentService, LeaseLimits
 from raibid_api.jobs.cursor import CursorCodec
 from raibid_api.jobs.models import SystemClock
+from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
 from raibid_api.observability.health import HealthChecks
 from raibid_api.observability.requests import RequestContextMiddleware
-from raibid_api.storage.connection import create_redis
+from raibid_api.storage.agent_store import AgentStore
+from raibid_api.storage.connection import RedisClient, create_redis
+from raibid_api.storage.event_store import EventStore
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router,)
+API_ROUTERS = (jobs.router, logs.router, agent.router)
+LOCAL_AGENT = "local-agent"
 
 
-def _background_work(
-    state: AppState, store: JobStore, clock: SystemClock
-) -> list[Coroutine[Any, Any, None]]:
+async def _build_state(settings: Settings, redis: RedisClient) -> AppState:
+    """Every part of the server, wired to one Redis client."""
+    keys = Keys(settings.redis.key_prefix)
+    clock = SystemClock()
+    store = JobStore(
+        redis, keys, retention_s=int(settings.jobs.retention.total_seconds()),
+        events_maxlen=settings.logs.max_lines,
+    )  # fmt: skip
+    await store.ensure_queue_group()
+    service = JobService(
+        store, clock, CursorCodec(await store.cursor_secret()),
+        public_url=settings.server.public_url, clone_url_schemes=settings.jobs.clone_url_schemes,
+    )  # fmt: skip
+    agent_store = AgentStore(redis, keys, events_maxlen=settings.logs.max_lines)
+    lease = LeaseLimits(
+        lease_ms=int(settings.jobs.lease.total_seconds() * 1000),
+        max_batch_lines=settings.logs.max_batch_lines,
+        max_line_bytes=settings.logs.max_line_bytes,
+    )
+    reaper = Reaper(
+        service, store, agent_store, clock,
+        ReaperLimits(int(settings.jobs.timeout.total_seconds() * 1000), settings.jobs.max_attempts),
+    )  # fmt: skip
+    checks = HealthChecks()
+    checks.add("redis", store.ping)
+    return AppState(
+        settings, TokenRegistry(settings.auth), service, checks,
+        agents=AgentService(service, store, agent_store, clock, lease),
+        events=EventStore(redis, keys),
+        extras={"redis": redis, "keys": keys, "clock": clock, "store": store, "reaper": reaper},
+    )  # fmt: skip
+
+
+def _local_agent(app: FastAPI, state: AppState) -> Coroutine[Any, Any, int]:
+    """The built-in agent of `dispatch.mode: local`, speaking the agent protocol to this app."""
+    token = secrets.token_urlsafe(32)
+    state.tokens.add(LOCAL_AGENT, token, frozenset({"agent"}))
+    settings = state.settings
+    return run_agent(
+        "http://raibid.local", token, LOCAL_AGENT,
+        concurrency=settings.dispatch.local_concurrency,
+        workspace_root=settings.dispatch.local_workspace,
+        job_timeout=settings.jobs.timeout.total_seconds(),
+        transport=httpx.ASGITransport(app=app),
+    )  # fmt: skip
+
+
+def _background_work(app: FastAPI, state: AppState) -> list[Coroutine[Any, Any, object]]:
     """The loops every replica runs beside the HTTP server until shutdown."""
-    interval = state.settings.jobs.reaper_interval.total_seconds()
-    return [run_retention(store, clock, interval)]
+    settings = state.settings
+    interval = settings.jobs.reaper_interval.total_seconds()
+    work: list[Coroutine[Any, Any, object]] = [
+        run_retention(state.extras["store"], state.extras["clock"], interval),
+        state.extras["reaper"].run(interval),
+    ]
+    if settings.dispatch.mode == "local":
+        work.append(_local_agent(app, state))
+    return work
+
+
+async def _stop(tasks: list[asyncio.Task[object]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @asynccontextmanager
@@ -53,35 +121,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         url = settings.redis.url.get_secret_value()
     redis = create_redis(url, settings.redis)
-    clock = SystemClock()
     try:
-        store = JobStore(
-            redis,
-            Keys(settings.redis.key_prefix),
-            retention_s=int(settings.jobs.retention.total_seconds()),
-            events_maxlen=settings.logs.max_lines,
-        )
-        await store.ensure_queue_group()
-        service = JobService(
-            store,
-            clock,
-            CursorCodec(await store.cursor_secret()),
-            public_url=settings.server.public_url,
-            clone_url_schemes=settings.jobs.clone_url_schemes,
-        )
-        checks = HealthChecks()
-        checks.add("redis", store.ping)
-        state = AppState(settings, TokenRegistry(settings.auth), service, checks)
+        state = await _build_state(settings, redis)
         app.state.raibid = state
-        tasks = [asyncio.create_task(work) for work in _background_work(state, store, clock)]
+        tasks = [asyncio.create_task(work) for work in _background_work(app, state)]
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _stop(tasks)
     finally:
         await redis.aclose()
         if embedded is not None:

@@ -1,9 +1,12 @@
-"""The `raibid-api` command: serve, config check, openapi."""
+"""The `raibid-api` command: serve, agent, config check, openapi."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +14,8 @@ import typer
 import uvicorn
 import yaml
 
-from raibid_api.config import Settings, load_settings, secret_values
-from raibid_api.errors import ConfigError
+from raibid_api.config import Settings, load_settings, parse_duration, secret_values
+from raibid_api.errors import AuthenticationError, ConfigError, PermissionDeniedError
 from raibid_api.observability.logging import SecretRedactor, configure_logging
 
 app = typer.Typer(help="raibid-api: the orchestration server of raibid-ci.", no_args_is_help=True)
@@ -73,6 +76,49 @@ def serve(config: ConfigOption = None) -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command()
+def agent(
+    server: Annotated[str, typer.Option(help="The raibid-api server URL.")],
+    token: Annotated[
+        str, typer.Option(envvar="RAIBID_AGENT_TOKEN", help="Agent-scoped bearer token.")
+    ],
+    agent_id: Annotated[str | None, typer.Option(help="Name (default: host-pid).")] = None,
+    once: Annotated[bool, typer.Option(help="Claim one job, run it, exit.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    workspace: Annotated[Path | None, typer.Option(help="Where checkouts go.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="Label (repeatable).")] = None,
+    job_timeout: Annotated[str, typer.Option(help="Default step timeout, e.g. 1h.")] = "1h",
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option(help="Name of an env var steps may ask for (masked in logs; repeatable)."),
+    ] = None,
+) -> None:
+    """Run the reference build agent against a server."""
+    from raibid_api.agent.worker import run_agent
+
+    configure_logging("info", "auto")
+    try:
+        timeout = parse_duration(job_timeout)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--job-timeout") from None
+    names = secret_env or []
+    missing = [name for name in names if name not in os.environ]
+    if missing:
+        raise typer.BadParameter(f"not set: {', '.join(missing)}", param_hint="--secret-env")
+    try:
+        asyncio.run(
+            run_agent(
+                server, token, agent_id, once=once, concurrency=concurrency,
+                workspace_root=workspace, labels=label or [],
+                job_timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else 3600.0,
+                secrets={name: os.environ[name] for name in names}, handle_signals=True,
+            )
+        )  # fmt: skip
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        typer.echo(f"error: the server refused the agent token: {exc.message}", err=True)
+        raise typer.Exit(2) from None
 
 
 @config_app.command("check")

@@ -53,11 +53,14 @@ def parse_duration(value: object) -> object:
         raise ValueError("expected a duration such as 90s, 5m or 24h")
     text = value.strip().replace(" ", "")
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
+        text += "s"
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"{value!r} is not a duration; use e.g. 90s, 5m, 1h30m or 24h")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    try:
+        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -360,7 +363,9 @@ def _check_yaml(path: Path) -> None:
 def _check_env_sections() -> None:
     known = {name.upper() for name in Settings.model_fields}
     for name in os.environ:
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_PATH:
+        # only RAIBID_<SECTION>__<KEY> configures anything; other RAIBID_* names (such as the
+        # RAIBID_API_PORT service links Kubernetes injects) are not ours to judge
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section = name.removeprefix(ENV_PREFIX).split("__", 1)[0]
         if section not in known:

@@ -15,6 +15,7 @@ and a human message that never contains a secret.
     ├── ConflictError                the request does not fit the current state
     │   └── TransitionConflictError  a job is not in the state the transition leaves
     ├── AuthenticationError          missing or invalid bearer token
+    │   ├── JobTokenError            a job token that is not the job's current one
     │   ├── SignatureMissingError    an unsigned webhook where signatures are required
     │   └── SignatureMismatchError   a webhook signature that does not verify
     ├── PermissionDeniedError        a valid token without the scope the route needs
@@ -115,6 +116,12 @@ class AuthenticationError(RaibidError):
     """Missing or invalid credentials."""
 
     code = "unauthenticated"
+
+
+class JobTokenError(AuthenticationError):
+    """A job token for another job, an earlier attempt, or an expired lease."""
+
+    code = "invalid_job_token"
 
 
 class SignatureMissingError(AuthenticationError):

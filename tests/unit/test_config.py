@@ -82,6 +82,13 @@ def test_unknown_env_section_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert caught.value.problems[0].startswith("RAIBID_JOBZ__RETENTION: unknown section 'jobz'")
 
 
+def test_env_names_without_a_section_separator_are_not_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAIBID_API_PORT", "tcp://10.0.0.1:8080")  # a Kubernetes service link
+    assert load_settings().server.port == 8080
+
+
 def test_unknown_env_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAIBID_JOBS__RETENTON", "1h")
     with pytest.raises(ConfigError) as caught:

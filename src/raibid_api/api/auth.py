@@ -40,6 +40,10 @@ class TokenRegistry:
             )
             self._tokens.append((digest.encode(), Principal(token.name, frozenset(token.scopes))))
 
+    def add(self, name: str, token: str, scopes: frozenset[str]) -> None:
+        """Accept one more token (the built-in agent's, made at start-up)."""
+        self._tokens.append((token_digest(token).encode(), Principal(name, scopes)))
+
     def identify(self, authorization: str | None) -> Principal | None:
         """The principal an ``Authorization`` header names; None when there is none.
 

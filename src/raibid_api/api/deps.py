@@ -9,8 +9,10 @@ from fastapi import Depends, Request
 
 from raibid_api.api.auth import Principal, TokenRegistry
 from raibid_api.config import Settings
+from raibid_api.jobs.agents import AgentService
 from raibid_api.jobs.service import JobService
 from raibid_api.observability.health import HealthChecks
+from raibid_api.storage.event_store import EventStore
 
 
 @dataclass
@@ -21,6 +23,8 @@ class AppState:
     tokens: TokenRegistry
     jobs: JobService
     health: HealthChecks
+    agents: AgentService
+    events: EventStore
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,3 +97,89 @@ class ReadyOut(BaseModel):
 
     status: Literal["ready", "not_ready"]
     checks: dict[str, str]
+
+
+class ClaimIn(BaseModel):
+    """An agent asking for work."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")
+    labels: list[str] = Field(default_factory=list, max_length=50)
+    wait: float = Field(default=0, ge=0, le=60, description="seconds to wait for a job")
+
+
+class ClaimOut(BaseModel):
+    """A job handed to an agent."""
+
+    job: JobOut
+    token: str = Field(description="job token: Bearer credential for this job's calls")
+    lease_expires_at: str
+    lease_seconds: float
+    log_offset: int = Field(description="where this attempt's log starts (always 0)")
+
+
+class HeartbeatOut(BaseModel):
+    """What a heartbeat tells the agent."""
+
+    cancel: bool
+    lease_expires_at: str
+
+
+class LogLineIn(BaseModel):
+    """One line of output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: str
+    stream: Literal["stdout", "stderr"] = "stdout"
+
+
+class LogBatchIn(BaseModel):
+    """A batch of log lines; ``offset`` makes a retried batch idempotent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offset: int | None = Field(default=None, ge=0)
+    lines: list[str | LogLineIn]
+
+
+class LogBatchOut(BaseModel):
+    """How many lines of this attempt the server holds."""
+
+    lines: int
+
+
+class CompleteIn(BaseModel):
+    """How the job ended on the agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["success", "failed"]
+    exit_code: int | None = None
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class AgentOut(BaseModel):
+    """An agent the server has seen."""
+
+    agent_id: str
+    labels: list[str]
+    job_id: str | None
+    last_seen: str
+
+
+class QueueOut(BaseModel):
+    """The queue right now."""
+
+    depth: int = Field(description="jobs waiting for an agent")
+    claimed: int = Field(description="jobs an agent holds")
+    oldest_waiting_seconds: float | None
+
+
+class LogEntryOut(BaseModel):
+    """One entry of a job's log: a line or a status change."""
+
+    id: str
+    event: Literal["log", "status"]
+    data: dict[str, Any]

@@ -214,7 +214,7 @@ class JobService:
                 after = await self._store.transition(job, target, now, fields)
             except TransitionConflictError:
                 continue
-            return await self._changed(after)
+            return await self.announce(after)
         raise TransitionConflictError(f"job {job_id} keeps changing; try again")
 
     async def retry(self, job_id: JobId, requested_by: str | None = None) -> Job:
@@ -239,7 +239,8 @@ class JobService:
         )
         return (await self.create(job)).job
 
-    async def _changed(self, job: Job) -> Job:
+    async def announce(self, job: Job) -> Job:
+        """Tell the listeners a job changed status; return it as the API shows it."""
         shown = self.with_links(job)
         for listener in self._listeners:
             await listener(shown)

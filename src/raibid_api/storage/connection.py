@@ -24,6 +24,9 @@ from redis.retry import Retry
 from raibid_api.config import RedisSettings
 from raibid_api.errors import ServiceUnavailableError
 
+RedisClient = Redis
+"""The client type the rest of the server is handed (only storage/ imports redis)."""
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -66,7 +69,7 @@ async def _translated(call: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def create_redis(url: str, settings: RedisSettings, *, blocking: bool = False) -> Redis:
+def create_redis(url: str, settings: RedisSettings, *, blocking: bool = False) -> RedisClient:
     """A client with a bounded pool: waits up to ``pool_timeout`` for a free connection.
 
     Args:

@@ -120,12 +120,13 @@ class JobStore:
     @shielded
     async def transition(
         self, job: Job, target: str, now_ms: int, fields: Mapping[str, object] | None = None,
-        *, requeue: bool = False,
+        *, requeue: bool = False, token_hash: str = "",
     ) -> Job:  # fmt: skip
         """Move ``job`` from the status it has in ``job`` to ``target``; return the job after it.
 
         A terminal ``target`` acks and deletes the queue entry and starts the retention clock;
-        ``requeue`` puts the job back in the queue under a fresh entry.
+        ``requeue`` puts the job back in the queue under a fresh entry. With ``token_hash`` the
+        move happens only while that job token is the job's current one.
 
         Raises:
             JobNotFoundError: the job is gone.
@@ -133,7 +134,8 @@ class JobStore:
         """
         job_id = str(job["id"])
         expected = str(job["status"])
-        after: Job = dict(job) | dict(fields or {}) | {"status": target}
+        public = {k: v for k, v in (fields or {}).items() if not k.startswith("_")}
+        after: Job = dict(job) | public | {"status": target}
         terminal = JobStatus(target).is_terminal
         expiry_member = _SEP.join(
             [job_id, target, str(job["repo"]), str(job.get("branch") or ""), str(job["event"])]
@@ -157,6 +159,7 @@ class JobStore:
             expiry_ms=now_ms + self._retention_s * 1000,
             expiry_member=expiry_member,
             requeue_json=orjson.dumps(after).decode() if requeue else "",
+            token_hash=token_hash,
             fields=encode_update(fields or {}),
         )
         return after

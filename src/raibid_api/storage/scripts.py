@@ -13,7 +13,7 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from raibid_api.errors import JobNotFoundError, TransitionConflictError
+from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
 
 
 def _source(name: str) -> str:
@@ -107,18 +107,20 @@ class Scripts:
         expiry_ms: int,
         expiry_member: str,
         requeue_json: str,
+        token_hash: str,
         fields: dict[str, str],
     ) -> str:
         """Run `job_transition.lua`; return the id of the `status` entry it wrote.
 
         Raises:
             JobNotFoundError: the job does not exist.
+            JobTokenError: ``token_hash`` is given and is not the job's current token.
             TransitionConflictError: the job is not in ``expected`` (``current`` is filled in by
                 the caller, which can read the job).
         """
         args: list[Any] = [
             expected, target, job_id, "1" if terminal else "0", retention_s, events_maxlen,
-            group, expiry_ms, expiry_member, requeue_json,
+            group, expiry_ms, expiry_member, requeue_json, token_hash,
         ]  # fmt: skip
         for key, value in fields.items():
             args += [key, value]
@@ -126,6 +128,8 @@ class Scripts:
         code = int(reply[0])
         if code == -1:
             raise JobNotFoundError(job_id)
+        if code == -2:
+            raise JobTokenError("this job token is not valid for the job's current attempt")
         if code == 0:
             raise TransitionConflictError(
                 f"job {job_id} is {reply[1]}, not {expected}; it cannot become {target}"

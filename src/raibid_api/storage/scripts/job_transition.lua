@@ -5,13 +5,17 @@
 -- ARGV[1] status the caller expects to leave  ARGV[2] new status  ARGV[3] job id
 -- ARGV[4] '1' when the new status is terminal  ARGV[5] retention (s)  ARGV[6] events MAXLEN
 -- ARGV[7] consumer group  ARGV[8] expiry score (ms)  ARGV[9] expiry member
--- ARGV[10] Job JSON of a fresh queue entry ('' = none; a requeue)  ARGV[11..] field/value pairs,
--- an empty value deletes the field
+-- ARGV[10] Job JSON of a fresh queue entry ('' = none; a requeue)
+-- ARGV[11] sha256 of the job token the caller holds ('' = no token check)
+-- ARGV[12..] field/value pairs, an empty value deletes the field
 -- returns {1, events entry id} on success, {0, current status} when the job is elsewhere,
--- {-1} when the job does not exist
+-- {-1} when the job does not exist, {-2} when the job token is not the job's current one
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
   return {-1}
+end
+if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], '_token') ~= ARGV[11] then
+  return {-2}
 end
 if current ~= ARGV[1] then
   return {0, current}
@@ -19,7 +23,7 @@ end
 
 local job_id = ARGV[3]
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else

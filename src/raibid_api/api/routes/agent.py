@@ -1,0 +1,127 @@
+"""The agent protocol (DESIGN.md §6): claim, heartbeat, logs, complete; and who is working."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from raibid_api.api.deps import AgentPrincipal, ReadPrincipal, app_state
+from raibid_api.api.schemas import (
+    AgentOut,
+    ClaimIn,
+    ClaimOut,
+    CompleteIn,
+    ErrorOut,
+    HeartbeatOut,
+    LogBatchIn,
+    LogBatchOut,
+    QueueOut,
+)
+from raibid_api.errors import JobTokenError
+from raibid_api.jobs.agents import AgentService
+from raibid_api.jobs.models import JobStatus, parse_job_id
+
+router = APIRouter(tags=["agents"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+
+
+def agent_service(request: Request) -> AgentService:
+    """The agent service."""
+    return app_state(request).agents
+
+
+def job_token(request: Request) -> str:
+    """The job token a job call carries as its bearer credential."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise JobTokenError("job calls need Authorization: Bearer <job token>")
+    return token.strip()
+
+
+AgentServiceDep = Annotated[AgentService, Depends(agent_service)]
+JobToken = Annotated[str, Depends(job_token)]
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post(
+    "/agent/claim",
+    response_model=ClaimOut,
+    responses=_ERRORS | {204: {"description": "no job within `wait` seconds"}},
+    summary="Claim a job",
+)
+async def claim(
+    body: ClaimIn, request: Request, agents: AgentServiceDep, _: AgentPrincipal
+) -> Response:
+    """Long-poll up to `wait` seconds for the next job; 204 when none came."""
+    found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
+    if found is None:
+        return Response(status_code=204)
+    return _json({"job": found.job, "token": found.token, "log_offset": 0,
+                  "lease_expires_at": found.lease_expires_at,
+                  "lease_seconds": agents.lease_seconds})  # fmt: skip
+
+
+@router.post(
+    "/agent/jobs/{job_id}/heartbeat",
+    response_model=HeartbeatOut,
+    responses=_ERRORS,
+    summary="Extend a lease",
+)
+async def heartbeat(job_id: str, token: JobToken, agents: AgentServiceDep) -> Response:
+    """Keep the lease; `cancel: true` tells the agent to stop the job."""
+    cancel, lease_expires_at = await agents.heartbeat(parse_job_id(job_id), token)
+    return _json({"cancel": cancel, "lease_expires_at": lease_expires_at})
+
+
+@router.post(
+    "/agent/jobs/{job_id}/logs",
+    response_model=LogBatchOut,
+    responses=_ERRORS,
+    summary="Append logs",
+)
+async def append_logs(
+    job_id: str, body: LogBatchIn, token: JobToken, agents: AgentServiceDep
+) -> Response:
+    """Append lines in order; lines the server already has (by `offset`) are skipped."""
+    lines = [
+        ("stdout", line) if isinstance(line, str) else (line.stream, line.line)
+        for line in body.lines
+    ]
+    count = await agents.append_logs(parse_job_id(job_id), token, body.offset, lines)
+    return _json({"lines": count})
+
+
+@router.post(
+    "/agent/jobs/{job_id}/complete", response_model=None, responses=_ERRORS, summary="Complete"
+)
+async def complete(
+    job_id: str, body: CompleteIn, token: JobToken, agents: AgentServiceDep
+) -> Response:
+    """End the job; a repeat with the same outcome answers the same job."""
+    job = await agents.complete(
+        parse_job_id(job_id), token, JobStatus(body.status), body.exit_code, body.reason
+    )
+    return _json(job)
+
+
+@router.get("/agents", response_model=list[AgentOut], responses=_ERRORS, summary="List agents")
+async def list_agents(agents: AgentServiceDep, _: ReadPrincipal) -> Response:
+    """Every agent seen lately, its last heartbeat and its current job."""
+    return _json([
+        {k: a.get(k) for k in ("agent_id", "labels", "job_id", "last_seen")}
+        for a in await agents.agents()
+    ])  # fmt: skip
+
+
+@router.get("/queue", response_model=QueueOut, responses=_ERRORS, summary="Queue depth")
+async def queue(agents: AgentServiceDep, _: ReadPrincipal) -> Response:
+    """Jobs waiting, jobs held by agents, and the oldest wait."""
+    return _json(await agents.queue())

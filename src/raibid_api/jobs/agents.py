@@ -1,0 +1,214 @@
+"""AgentService: the agent protocol's rules (DESIGN.md §6): claim, heartbeat, logs, complete."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from raibid_api.errors import (
+    InvalidInputError,
+    JobNotFoundError,
+    JobTokenError,
+    PayloadTooLargeError,
+    TransitionConflictError,
+)
+from raibid_api.jobs.models import Clock, Job, JobId, JobStatus, format_time, parse_time_ms
+from raibid_api.jobs.service import JobService
+from raibid_api.storage.agent_store import AgentStore, AlreadyCompletedError, QueueStats
+from raibid_api.storage.job_store import JobStore
+
+_MAX_BLOCK_MS = 1000  # a long poll blocks in slices, so a client that leaves is noticed soon
+_CONFLICT_RETRIES = 5
+LOG_STREAMS = frozenset({"stdout", "stderr"})
+
+
+def token_hash(token: str) -> str:
+    """The sha256 hex a job token is stored as."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job handed to an agent, with the token for its calls about it."""
+
+    job: Job
+    token: str
+    lease_expires_at: str
+
+
+@dataclass(frozen=True)
+class LeaseLimits:
+    """How long a lease lasts and how big a log batch may be."""
+
+    lease_ms: int
+    max_batch_lines: int
+    max_line_bytes: int
+
+
+class AgentService:
+    """Hands jobs to agents and takes their reports, one job token per attempt."""
+
+    def __init__(
+        self, jobs: JobService, store: JobStore, agents: AgentStore, clock: Clock,
+        limits: LeaseLimits,
+    ) -> None:  # fmt: skip
+        self._jobs = jobs
+        self._store = store
+        self._agents = agents
+        self._clock = clock
+        self._limits = limits
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease lasts without a heartbeat."""
+        return self._limits.lease_ms / 1000
+
+    async def _seen(self, agent_id: str, job_id: str | None, labels: Sequence[str] = ()) -> None:
+        now = self._clock.now_ms()
+        await self._agents.record_agent(
+            agent_id,
+            {"agent_id": agent_id, "labels": list(labels), "job_id": job_id,
+             "last_seen": format_time(now), "last_seen_ms": now},
+        )  # fmt: skip
+
+    async def claim(
+        self, agent_id: str, labels: Sequence[str], wait: float,
+        gone: Callable[[], Awaitable[bool]],
+    ) -> Claim | None:  # fmt: skip
+        """The next pending job for ``agent_id``, waiting up to ``wait`` seconds; None if none.
+
+        ``gone`` tells whether the caller left, so a long poll stops early.
+        """
+        await self._seen(agent_id, None, labels)
+        deadline = time.monotonic() + wait
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            entry = await self._agents.next_entry(
+                agent_id, min(max(remaining_ms, 0), _MAX_BLOCK_MS)
+            )
+            if entry is not None:
+                claim = await self._take(agent_id, *entry)
+                if claim is not None:
+                    return claim
+            elif remaining_ms <= 0 or await gone():
+                return None
+
+    async def _take(self, agent_id: str, entry_id: str, job_id: str) -> Claim | None:
+        job = await self._store.get(job_id)
+        if job is None or job["status"] != JobStatus.PENDING:
+            await self._agents.drop_entry(entry_id)  # the entry outlived its job's wait
+            return None
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now_ms()
+        lease_until = now + self._limits.lease_ms
+        fields = {
+            "agent_id": agent_id, "started_at": format_time(now), "_started_ms": now,
+            "_lease_until": lease_until, "_token": token_hash(token), "_log_count": 0,
+        }  # fmt: skip
+        try:
+            running = await self._store.transition(job, JobStatus.RUNNING, now, fields)
+        except TransitionConflictError:
+            return None  # cancelled between delivery and claim; the cancel removed its entry
+        await self._seen(agent_id, job_id)
+        return Claim(await self._jobs.announce(running), token, format_time(lease_until))
+
+    async def heartbeat(self, job_id: JobId, token: str) -> tuple[bool, str]:
+        """Extend the lease; (whether the agent must stop, when the lease ends)."""
+        beat = await self._agents.heartbeat(
+            job_id, token_hash(token), self._clock.now_ms(), self._limits.lease_ms
+        )
+        agent = (await self._agents.lease_fields(job_id)).get("agent_id")
+        if agent:
+            await self._seen(agent, job_id)
+        return beat.cancel, format_time(beat.lease_until_ms)
+
+    def _check_batch(self, lines: Sequence[tuple[str, str]]) -> None:
+        if len(lines) > self._limits.max_batch_lines:
+            raise PayloadTooLargeError(
+                f"a log batch holds at most {self._limits.max_batch_lines} lines"
+            )
+        for stream, line in lines:
+            if stream not in LOG_STREAMS:
+                raise InvalidInputError(f"stream must be stdout or stderr, not {stream!r}")
+            if len(line.encode()) > self._limits.max_line_bytes:
+                raise PayloadTooLargeError(
+                    f"a log line holds at most {self._limits.max_line_bytes} bytes"
+                )
+
+    async def append_logs(
+        self, job_id: JobId, token: str, offset: int | None, lines: Sequence[tuple[str, str]]
+    ) -> int:
+        """Append a batch of lines in order, exactly once; return the attempt's line count."""
+        self._check_batch(lines)
+        now = self._clock.now_ms()
+        return await self._agents.append_logs(
+            job_id, token_hash(token), now, format_time(now), offset, lines
+        )
+
+    async def complete(
+        self, job_id: JobId, token: str, status: JobStatus, exit_code: int | None,
+        reason: str | None,
+    ) -> Job:  # fmt: skip
+        """End the job the agent holds; a repeat with the same outcome answers the same job.
+
+        Raises:
+            JobTokenError: not the job's current token, or the lease is over.
+            AlreadyCompletedError: completed before with another outcome.
+        """
+        digest = token_hash(token)
+        for _ in range(_CONFLICT_RETRIES):
+            private = await self._agents.lease_fields(job_id)
+            if not private:
+                raise JobNotFoundError(job_id)
+            if not hmac.compare_digest(private.get("_token", ""), digest):
+                raise JobTokenError("this job token is not valid for the job's current attempt")
+            if "_completed" in private:
+                if private["_completed"] != status:
+                    raise AlreadyCompletedError(
+                        f"job {job_id} was completed as {private['_completed']}",
+                        private["_completed"],
+                    )
+                return await self._jobs.get(job_id)
+            job = await self._finish(job_id, digest, status, exit_code, reason)
+            if job is not None:
+                return job
+        raise TransitionConflictError(f"job {job_id} keeps changing; try again")
+
+    async def _finish(
+        self, job_id: JobId, digest: str, status: JobStatus, exit_code: int | None,
+        reason: str | None,
+    ) -> Job | None:  # fmt: skip
+        job = await self._jobs.get(job_id)
+        now = self._clock.now_ms()
+        if job["status"] != JobStatus.RUNNING:
+            marked = await self._agents.mark_completed(job_id, digest, now, status)
+            return job if marked else None
+        fields: dict[str, object] = {
+            "exit_code": exit_code, "reason": reason, "finished_at": format_time(now),
+            "_completed": status,
+        }  # fmt: skip
+        if job["started_at"]:
+            fields["duration"] = round((now - parse_time_ms(job["started_at"])) / 1000, 3)
+        try:
+            after = await self._store.transition(job, status, now, fields, token_hash=digest)
+        except TransitionConflictError:
+            return None
+        if job["agent_id"]:
+            await self._seen(str(job["agent_id"]), None)
+        return await self._jobs.announce(after)
+
+    async def agents(self) -> list[dict[str, object]]:
+        """Every agent seen, newest heartbeat first."""
+        found = await self._agents.agents()
+        return sorted(found, key=lambda a: str(a.get("last_seen", "")), reverse=True)
+
+    async def queue(self) -> dict[str, object]:
+        """Jobs waiting, jobs held, and how long the oldest has waited (seconds)."""
+        stats: QueueStats = await self._agents.queue_stats()
+        oldest = stats.oldest_pending_ms
+        age = round((self._clock.now_ms() - oldest) / 1000, 3) if oldest is not None else None
+        return {"depth": stats.pending, "claimed": stats.running, "oldest_waiting_seconds": age}

@@ -1,0 +1,98 @@
+"""The reaper: lost agents' jobs go back in the queue (or fail), overlong jobs time out.
+
+Every move is a compare-and-set on "running", so several server replicas can reap at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from raibid_api.errors import ServiceUnavailableError, TransitionConflictError
+from raibid_api.jobs.models import Clock, JobId, JobStatus
+from raibid_api.jobs.service import JobService
+from raibid_api.storage.agent_store import AgentStore
+from raibid_api.storage.job_store import JobStore
+
+_log = structlog.get_logger("raibid_api.reaper")
+AGENT_FORGET_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class ReaperLimits:
+    """When a job counts as lost or overlong."""
+
+    timeout_ms: int
+    max_attempts: int
+
+
+class Reaper:
+    """One sweep over the running jobs, and the loop that repeats it."""
+
+    def __init__(
+        self, jobs: JobService, store: JobStore, agents: AgentStore, clock: Clock,
+        limits: ReaperLimits,
+    ) -> None:  # fmt: skip
+        self._jobs = jobs
+        self._store = store
+        self._agents = agents
+        self._clock = clock
+        self._limits = limits
+
+    async def reap_once(self) -> int:
+        """Requeue or fail jobs whose lease ran out, fail overlong ones; return how many moved."""
+        moved = 0
+        now = self._clock.now_ms()
+        for job_id, lease_until, started_ms in await self._agents.running_leases():
+            try:
+                if lease_until and lease_until < now:
+                    moved += await self._lost(JobId(job_id))
+                elif started_ms is not None and started_ms + self._limits.timeout_ms < now:
+                    await self._jobs.finish(
+                        JobId(job_id), JobStatus.FAILED, reason="timeout",
+                        expect=(JobStatus.RUNNING,),
+                    )  # fmt: skip
+                    moved += 1
+            except TransitionConflictError:
+                continue  # another replica or the agent got there first
+        await self._forget_agents(now)
+        return moved
+
+    async def _lost(self, job_id: JobId) -> int:
+        job = await self._store.get(job_id)
+        if job is None or job["status"] != JobStatus.RUNNING:
+            return 0
+        if job["attempt"] >= self._limits.max_attempts:
+            await self._jobs.finish(
+                job_id, JobStatus.FAILED, reason="agent_lost", expect=(JobStatus.RUNNING,)
+            )
+            return 1
+        cleared = dict.fromkeys(
+            ("agent_id", "started_at", "_started_ms", "_lease_until", "_token", "_log_count",
+             "_completed"),
+        )  # fmt: skip
+        after = await self._store.transition(
+            job, JobStatus.PENDING, self._clock.now_ms(),
+            cleared | {"attempt": job["attempt"] + 1}, requeue=True,
+        )  # fmt: skip
+        _log.info("requeued a job whose agent was lost", job_id=job_id, attempt=after["attempt"])
+        await self._jobs.announce(after)
+        return 1
+
+    async def _forget_agents(self, now: int) -> None:
+        stale = [
+            str(agent["agent_id"]) for agent in await self._agents.agents()
+            if now - int(str(agent.get("last_seen_ms", 0))) > AGENT_FORGET_MS
+        ]  # fmt: skip
+        await self._agents.forget_agents(stale)
+
+    async def run(self, interval: float) -> None:
+        """Sweep every ``interval`` seconds until cancelled."""
+        while True:
+            try:
+                await self.reap_once()
+            except ServiceUnavailableError as exc:
+                _log.warning("reaper sweep skipped", reason=exc.message)
+            await asyncio.sleep(interval)

@@ -1,0 +1,38 @@
+-- Append a batch of log lines of the job an agent holds to the job's event stream, in order and
+-- exactly once: lines before the server's count of this attempt's lines are already there.
+-- KEYS[1] job hash  KEYS[2] job events stream
+-- ARGV[1] sha256 of the job token  ARGV[2] now (ms)  ARGV[3] offset of the batch's first line in
+-- this attempt's log (-1 = append after the last)  ARGV[4] events MAXLEN  ARGV[5] timestamp (RFC 3339)
+-- ARGV[6..] stream/line pairs
+-- returns {1, lines of this attempt after the batch}; {-1} no such job; {-2} not the job's current
+-- token; {-3} already completed; {-4} the lease is over; {-5, expected offset} a gap before the batch
+local f = redis.call('HMGET', KEYS[1], 'status', '_token', '_lease_until', '_completed', '_log_count')
+if not f[1] then
+  return {-1}
+end
+if f[2] ~= ARGV[1] then
+  return {-2}
+end
+if f[4] then
+  return {-3}
+end
+if f[1] ~= 'running' and tonumber(f[3] or '0') <= tonumber(ARGV[2]) then
+  return {-4}
+end
+local count = tonumber(f[5] or '0')
+local offset = tonumber(ARGV[3])
+local first = 6
+if offset >= 0 then
+  if offset > count then
+    return {-5, count}
+  end
+  first = 6 + 2 * (count - offset)
+end
+local maxlen = tonumber(ARGV[4])
+for i = first, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'type', 'log', 't', ARGV[5],
+    'stream', ARGV[i], 'line', ARGV[i + 1])
+  count = count + 1
+end
+redis.call('HSET', KEYS[1], '_log_count', count)
+return {1, count}

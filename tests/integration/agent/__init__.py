@@ -1,0 +1,1 @@
+"""Integration tests of the reference agent: real git, real processes, a protocol double."""

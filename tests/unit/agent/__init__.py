@@ -1,0 +1,1 @@
+"""Unit tests of the reference agent: pipeline parsing, log lines, URLs, backoff."""
