@@ -18,9 +18,9 @@ from raibid_api import __version__
 from raibid_api.agent.worker import run_agent
 from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
-from raibid_api.api.errors import install_error_handlers
+from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, health, jobs, logs
+from raibid_api.api.routes import agent, health, jobs, logs, webhooks
 from raibid_api.config import Settings
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.jobs.agents import AgentService, LeaseLimits
@@ -33,12 +33,19 @@ from raibid_api.observability.health import HealthChecks
 from raibid_api.observability.requests import RequestContextMiddleware
 from raibid_api.storage.agent_store import AgentStore
 from raibid_api.storage.connection import RedisClient, create_redis
+from raibid_api.storage.delivery_journal import DeliveryJournalStore
 from raibid_api.storage.event_store import EventStore
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
+from raibid_api.storage.rate_limit import RateLimitStore
+from raibid_api.webhooks.journal import DeliveryJournal
+from raibid_api.webhooks.limits import DeliveryLimiter
+from raibid_api.webhooks.replay import REPLAY_INTERVAL_S, SpoolReplayer
+from raibid_api.webhooks.service import WebhookIntake
+from raibid_api.webhooks.spool import DeliverySpool
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router, logs.router, agent.router)
+API_ROUTERS = (jobs.router, logs.router, agent.router, webhooks.router)
 LOCAL_AGENT = "local-agent"
 
 
@@ -75,6 +82,27 @@ async def _build_state(settings: Settings, redis: RedisClient) -> AppState:
     )  # fmt: skip
 
 
+def _add_webhook_intake(state: AppState) -> None:
+    """The webhook intake (and its spool's replay loop, unless the spool is off)."""
+    settings, redis, keys = state.settings, state.extras["redis"], state.extras["keys"]
+    hooks = settings.webhooks
+    journal = DeliveryJournalStore(
+        redis, keys, retention_s=int(settings.jobs.retention.total_seconds())
+    )
+    limiter = DeliveryLimiter(
+        RateLimitStore(redis, keys), hooks.rate_limit_per_minute, state.extras["clock"]
+    )
+    spool = DeliverySpool(hooks.spool_dir, hooks.spool_max_bytes) if hooks.spool_dir else None
+    if spool is not None:
+        spool.open()
+    intake = WebhookIntake(
+        hooks, state.jobs, DeliveryJournal(journal), limiter, journal, spool, state.extras["clock"]
+    )
+    state.extras[webhooks.INTAKE] = intake
+    if spool is not None:
+        state.extras["webhook_replayer"] = SpoolReplayer(intake, spool)
+
+
 def _local_agent(app: FastAPI, state: AppState) -> Coroutine[Any, Any, int]:
     """The built-in agent of `dispatch.mode: local`, speaking the agent protocol to this app."""
     token = secrets.token_urlsafe(32)
@@ -97,6 +125,8 @@ def _background_work(app: FastAPI, state: AppState) -> list[Coroutine[Any, Any, 
         run_retention(state.extras["store"], state.extras["clock"], interval),
         state.extras["reaper"].run(interval),
     ]
+    if "webhook_replayer" in state.extras:
+        work.append(state.extras["webhook_replayer"].run(REPLAY_INTERVAL_S))
     if settings.dispatch.mode == "local":
         work.append(_local_agent(app, state))
     return work
@@ -123,6 +153,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = create_redis(url, settings.redis)
     try:
         state = await _build_state(settings, redis)
+        _add_webhook_intake(state)
         app.state.raibid = state
         tasks = [asyncio.create_task(work) for work in _background_work(app, state)]
         try:
@@ -158,6 +189,8 @@ def create_app(settings: Settings) -> FastAPI:
         limits={"/webhook": settings.webhooks.max_body_bytes},
     )
     app.add_middleware(
-        RequestContextMiddleware, skip_paths=frozenset({"/health", "/ready", "/metrics"})
+        RequestContextMiddleware,
+        error_body=internal_error_body,
+        skip_paths=frozenset({"/health", "/ready", "/metrics"}),
     )
     return app

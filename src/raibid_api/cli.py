@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -46,6 +48,10 @@ def masked_config(settings: Settings) -> dict[str, object]:
     return dict(json.loads(text.replace('"**********"', '"***"')))
 
 
+def _exit_after_shutdown(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(config: ConfigOption = None) -> None:
     """Start the server (with an embedded Redis when redis.url is not set)."""
@@ -65,6 +71,9 @@ def serve(config: ConfigOption = None) -> None:
         f"  redis:    {redis}",
         err=True,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
+    # found installed: make that one exit 0, since a requested, completed shutdown is a success
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,

@@ -77,6 +77,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     ]  # fmt: skip
     if any(p["type"] == "json_invalid" for p in problems):
         return error_response(request, 400, "invalid_json", "the body is not valid JSON")
+    if any(p["loc"] == ["body"] and p["type"] == "model_attributes_type" for p in problems):
+        content_type = request.headers.get("content-type", "")
+        if content_type and "json" not in content_type:
+            return error_response(request, 415, "unsupported_media_type",
+                                  "send the body as application/json")  # fmt: skip
+        return error_response(request, 400, "invalid_json", "the body must be a JSON object")
     summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
     return error_response(request, 422, "validation_error", summary, problems=problems)
 
@@ -84,12 +90,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(request, exc.status_code, code, str(exc.detail))
+    response = error_response(request, exc.status_code, code, str(exc.detail))
+    response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+    return response
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    _log.error("unhandled error", exc_info=exc)
-    return error_response(request, 500, "internal_error", "internal error; see the server log")
+def internal_error_body(request_id: str) -> bytes:
+    """The body of a 500: nothing about the failure but where to look."""
+    return orjson.dumps({"error": "internal_error", "message": "internal error; see the server "
+                         "log", "request_id": request_id})  # fmt: skip
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -97,4 +106,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.RaibidError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)

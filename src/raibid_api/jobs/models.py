@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -113,10 +114,7 @@ class JobFilter:
 
     def fingerprint(self) -> str:
         """A stable text naming this filter, bound into every cursor issued for it."""
-        return "|".join(
-            str(v) if v is not None else ""
-            for v in (self.status, self.repo, self.branch, self.event, self.since_ms)
-        )
+        return json.dumps([self.status, self.repo, self.branch, self.event, self.since_ms])
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,10 @@ class JobService:
         return JobPage([self.with_links(job) for job, _ in rows], next_cursor, total)
 
     def _check_clone_url(self, url: str) -> None:
-        scheme = urlsplit(url).scheme
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            raise InvalidInputError("clone_url is not a URL") from None
         scp_like = re.match(r"^[\w.-]+@[\w.-]+:", url) is not None  # git@host:owner/repo.git
         if not (scheme in self._schemes or (scp_like and "ssh" in self._schemes)):
             allowed = ", ".join(sorted(self._schemes))

@@ -27,10 +27,19 @@ def request_id_of(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Echo a sane ``X-Request-ID`` (or make one), bind it to every log line, log each request."""
+    """Echo a sane ``X-Request-ID`` (or make one), bind it to every log line, log each request.
 
-    def __init__(self, app: ASGIApp, skip_paths: frozenset[str] = frozenset()) -> None:
+    It also answers an unexpected exception with a 500 (``error_body``), here rather than in
+    Starlette's outermost error middleware, so that the answer and the log line of the failure
+    still carry the request id.
+    """
+
+    def __init__(
+        self, app: ASGIApp, error_body: Callable[[str], bytes],
+        skip_paths: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
         self.app = app
+        self.error_body = error_body
         self.skip_paths = skip_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -42,11 +51,14 @@ class RequestContextMiddleware:
         request_id = given.decode() if _VALID_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status = 500  # until the answer starts
+        started_answer = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
+            nonlocal started_answer
             if message["type"] == "http.response.start":
+                started_answer = True
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
@@ -57,6 +69,12 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                _log.error("unhandled error", exc_info=exc, method=scope["method"],
+                           path=scope["path"])  # fmt: skip
+                if started_answer:  # nothing more can be sent
+                    raise
+                await self._internal_error(send_with_id, request_id)
             finally:
                 if scope["path"] not in self.skip_paths or status >= 400:
                     _log.info(
@@ -66,3 +84,10 @@ class RequestContextMiddleware:
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     )
+
+    async def _internal_error(self, send: Send, request_id: str) -> None:
+        body = self.error_body(request_id)
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -41,6 +41,8 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
     """Jobs matching every given filter, newest first, with an opaque cursor to the next page."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # a time without an offset is read as UTC
     since_ms = int(since.timestamp() * 1000) if since is not None else None
     page = await jobs.list(JobFilter(status, repo, branch, event, since_ms), cursor, limit)
     return _json({"jobs": page.jobs, "next_cursor": page.next_cursor, "total": page.total})
