@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import cast
 
 import orjson
@@ -18,6 +17,7 @@ from redis.commands.core import AsyncScript
 from raibid_api.errors import ConflictError, JobNotFoundError, JobTokenError
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
+from raibid_api.storage.scripts import script_source
 
 
 class LeaseExpiredError(JobTokenError):
@@ -67,8 +67,8 @@ class QueueStats:
 
 
 def _script(redis: Redis, name: str) -> AsyncScript:
-    source = resources.files("raibid_api.storage").joinpath("scripts", f"{name}.lua").read_text()
-    return redis.register_script(source)
+    # Lua has no includes: the token checks every agent script shares are prepended to it
+    return redis.register_script(script_source("agent_prelude") + script_source(name))
 
 
 def _refuse(code: int, job_id: str, reply: Sequence[object]) -> None:

@@ -16,7 +16,8 @@ from redis.commands.core import AsyncScript
 from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
 
 
-def _source(name: str) -> str:
+def script_source(name: str) -> str:
+    """The text of ``storage/scripts/<name>.lua``."""
     return resources.files("raibid_api.storage").joinpath("scripts", f"{name}.lua").read_text()
 
 
@@ -55,9 +56,9 @@ class Scripts:
     """The registered scripts of one Redis client."""
 
     def __init__(self, redis: Redis) -> None:
-        self._create: AsyncScript = redis.register_script(_source("job_create"))
-        self._transition: AsyncScript = redis.register_script(_source("job_transition"))
-        self._list: AsyncScript = redis.register_script(_source("job_list"))
+        self._create: AsyncScript = redis.register_script(script_source("job_create"))
+        self._transition: AsyncScript = redis.register_script(script_source("job_transition"))
+        self._list: AsyncScript = redis.register_script(script_source("job_list"))
 
     async def create_job(self, call: CreateCall) -> CreateOutcome:
         """Run `job_create.lua`.

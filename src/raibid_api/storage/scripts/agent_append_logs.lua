@@ -4,22 +4,16 @@
 -- ARGV[1] sha256 of the job token  ARGV[2] now (ms)  ARGV[3] offset of the batch's first line in
 -- this attempt's log (-1 = append after the last)  ARGV[4] events MAXLEN  ARGV[5] timestamp (RFC 3339)
 -- ARGV[6..] stream/line pairs
--- returns {1, lines of this attempt after the batch}; {-1} no such job; {-2} not the job's current
--- token; {-3} already completed; {-4} the lease is over; {-5, expected offset} a gap before the batch
-local f = redis.call('HMGET', KEYS[1], 'status', '_token', '_lease_until', '_completed', '_log_count')
-if not f[1] then
-  return {-1}
+-- returns {1, lines of this attempt after the batch}; the refusals of agent_prelude.lua;
+-- {-4} the lease is over; {-5, expected offset} a gap before the batch
+local job, refusal = holder(KEYS[1], ARGV[1])
+if not job then
+  return refusal
 end
-if f[2] ~= ARGV[1] then
-  return {-2}
-end
-if f[4] then
-  return {-3}
-end
-if f[1] ~= 'running' and tonumber(f[3] or '0') <= tonumber(ARGV[2]) then
+if job.status ~= 'running' and job.lease_until <= tonumber(ARGV[2]) then
   return {-4}
 end
-local count = tonumber(f[5] or '0')
+local count = job.log_count
 local offset = tonumber(ARGV[3])
 local first = 6
 if offset >= 0 then
