@@ -49,8 +49,8 @@ typecheck: $(INSTALLED) ## mypy --strict
 
 check: test ## everything CI runs
 
-audit: $(INSTALLED) ## pip-audit over the locked dependencies
-	$(BIN)/pip-audit --strict -r requirements.lock
+audit: $(INSTALLED) ## pip-audit over the locked dependencies (needs the PyPI vulnerability API)
+	$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements.lock
 
 bench: $(INSTALLED) ## run the benchmarks (see docs/benchmarks.md)
 	$(BIN)/python -m bench.run

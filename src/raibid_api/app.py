@@ -22,35 +22,54 @@ from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
 from raibid_api.api.routes import agent, health, jobs, logs, webhooks
 from raibid_api.config import Settings
+from raibid_api.dispatch.dispatcher import create_dispatcher
 from raibid_api.embedded import EmbeddedRedis
+from raibid_api.forges.reporting import StatusReporting, consumer_name
 from raibid_api.jobs.agents import AgentService, LeaseLimits
 from raibid_api.jobs.cursor import CursorCodec
 from raibid_api.jobs.models import SystemClock
 from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
+from raibid_api.logs.fanout import LogFanout
+from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
 from raibid_api.observability.requests import RequestContextMiddleware
 from raibid_api.storage.agent_store import AgentStore
 from raibid_api.storage.connection import RedisClient, create_redis
 from raibid_api.storage.delivery_journal import DeliveryJournalStore
-from raibid_api.storage.event_store import EventStore
+from raibid_api.storage.event_store import EventReader, EventStore
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
+from raibid_api.storage.outbox import StatusOutbox
 from raibid_api.storage.rate_limit import RateLimitStore
+from raibid_api.storage.supersede_store import SupersedeStore
 from raibid_api.webhooks.journal import DeliveryJournal
 from raibid_api.webhooks.limits import DeliveryLimiter
 from raibid_api.webhooks.replay import REPLAY_INTERVAL_S, SpoolReplayer
 from raibid_api.webhooks.service import WebhookIntake
 from raibid_api.webhooks.spool import DeliverySpool
+from raibid_api.webhooks.supersede import AutoCancel
 
 _log = structlog.get_logger("raibid_api")
 API_ROUTERS = (jobs.router, logs.router, agent.router, webhooks.router)
 LOCAL_AGENT = "local-agent"
 
 
-async def _build_state(settings: Settings, redis: RedisClient) -> AppState:
-    """Every part of the server, wired to one Redis client."""
+def _live_logs(
+    settings: Settings, redis: RedisClient, url: str, keys: Keys, service: JobService
+) -> LogFollower:
+    """Live logs over SSE: history from the shared pool, live entries from one blocking reader."""
+    events = EventStore(redis, keys)
+    reader = EventReader(create_redis(url, settings.redis, blocking=True), redis, keys)
+    return LogFollower(
+        events, LogFanout(events, reader), service.with_links,
+        heartbeat_s=settings.logs.heartbeat.total_seconds(),
+    )  # fmt: skip
+
+
+async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppState:
+    """Every part of the server, wired to one Redis client (at ``url``)."""
     keys = Keys(settings.redis.key_prefix)
     clock = SystemClock()
     store = JobStore(
@@ -74,33 +93,54 @@ async def _build_state(settings: Settings, redis: RedisClient) -> AppState:
     )  # fmt: skip
     checks = HealthChecks()
     checks.add("redis", store.ping)
-    return AppState(
+    state = AppState(
         settings, TokenRegistry(settings.auth), service, checks,
         agents=AgentService(service, store, agent_store, clock, lease),
         events=EventStore(redis, keys),
+        live_logs=_live_logs(settings, redis, url, keys, service),
         extras={"redis": redis, "keys": keys, "clock": clock, "store": store, "reaper": reaper},
     )  # fmt: skip
+    if settings.dispatch.mode == "kubernetes":
+        dispatcher = create_dispatcher(settings, service, clock)
+        checks.add("kubernetes", dispatcher.ping)
+        state.extras["dispatcher"] = dispatcher
+    return state
 
 
 def _add_webhook_intake(state: AppState) -> None:
     """The webhook intake (and its spool's replay loop, unless the spool is off)."""
     settings, redis, keys = state.settings, state.extras["redis"], state.extras["keys"]
-    hooks = settings.webhooks
+    hooks, clock = settings.webhooks, state.extras["clock"]
     journal = DeliveryJournalStore(
         redis, keys, retention_s=int(settings.jobs.retention.total_seconds())
     )
-    limiter = DeliveryLimiter(
-        RateLimitStore(redis, keys), hooks.rate_limit_per_minute, state.extras["clock"]
-    )
+    limiter = DeliveryLimiter(RateLimitStore(redis, keys), hooks.rate_limit_per_minute, clock)
     spool = DeliverySpool(hooks.spool_dir, hooks.spool_max_bytes) if hooks.spool_dir else None
     if spool is not None:
         spool.open()
     intake = WebhookIntake(
-        hooks, state.jobs, DeliveryJournal(journal), limiter, journal, spool, state.extras["clock"]
-    )
+        hooks, state.jobs, journal=DeliveryJournal(journal, clock), limiter=limiter,
+        lookup=journal, auto_cancel=AutoCancel(state.jobs, SupersedeStore(redis, keys), hooks),
+        spool=spool, clock=clock,
+    )  # fmt: skip
     state.extras[webhooks.INTAKE] = intake
     if spool is not None:
         state.extras["webhook_replayer"] = SpoolReplayer(intake, spool)
+
+
+def _add_status_reporting(state: AppState) -> None:
+    """Commit statuses back to the forges that have a URL and a token (none: nothing runs)."""
+    settings = state.settings
+    outbox = StatusOutbox(
+        state.extras["redis"], state.extras["keys"], consumer=consumer_name(),
+        record_ttl_s=int(settings.jobs.retention.total_seconds()) + 3600,
+    )  # fmt: skip
+    reporting = StatusReporting.from_settings(
+        settings.forges, outbox, state.jobs, state.extras["clock"]
+    )
+    if reporting is not None:
+        state.jobs.add_listener(reporting.listener)
+        state.extras["status_reporting"] = reporting
 
 
 def _local_agent(app: FastAPI, state: AppState) -> Coroutine[Any, Any, int]:
@@ -124,11 +164,17 @@ def _background_work(app: FastAPI, state: AppState) -> list[Coroutine[Any, Any, 
     work: list[Coroutine[Any, Any, object]] = [
         run_retention(state.extras["store"], state.extras["clock"], interval),
         state.extras["reaper"].run(interval),
+        state.live_logs.run(),
     ]
+    work.append(state.extras[webhooks.INTAKE].journal.run())
     if "webhook_replayer" in state.extras:
         work.append(state.extras["webhook_replayer"].run(REPLAY_INTERVAL_S))
+    if "status_reporting" in state.extras:
+        work.extend(state.extras["status_reporting"].loops())
     if settings.dispatch.mode == "local":
         work.append(_local_agent(app, state))
+    if settings.dispatch.mode == "kubernetes":
+        work.append(state.extras["dispatcher"].run())
     return work
 
 
@@ -152,8 +198,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = settings.redis.url.get_secret_value()
     redis = create_redis(url, settings.redis)
     try:
-        state = await _build_state(settings, redis)
+        state = await _build_state(settings, redis, url)
         _add_webhook_intake(state)
+        _add_status_reporting(state)
         app.state.raibid = state
         tasks = [asyncio.create_task(work) for work in _background_work(app, state)]
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -74,7 +75,7 @@ def serve(config: ConfigOption = None) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
     # found installed: make that one exit 0, since a requested, completed shutdown is a success
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
-    uvicorn.run(
+    server_config = uvicorn.Config(
         create_app(settings),
         host=settings.server.host,
         port=settings.server.port,
@@ -85,6 +86,23 @@ def serve(config: ConfigOption = None) -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
+    _Server(server_config).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending live log streams as soon as a shutdown is asked for.
+
+    uvicorn waits for open responses before it runs the app's shutdown, and a log stream stays
+    open until its job ends: without this, every shutdown would wait out its grace period.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.app
+        state = getattr(getattr(app, "state", None), "raibid", None)
+        if state is not None:
+            with contextlib.suppress(RuntimeError):  # no loop running: nothing is streaming
+                asyncio.get_running_loop().call_soon_threadsafe(state.live_logs.fanout.close_all)
+        super().handle_exit(sig, frame)
 
 
 @app.command()

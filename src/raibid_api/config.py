@@ -290,12 +290,18 @@ class ForgeApiSettings(Section):
     context: str = "raibid-ci"
 
 
+class GitHubApiSettings(ForgeApiSettings):
+    """Where commit statuses go on GitHub (or a GitHub Enterprise API)."""
+
+    url: str | None = "https://api.github.com"
+
+
 class ForgeSettings(Section):
     """Commit status reporting, one entry per forge."""
 
     gitea: ForgeApiSettings = ForgeApiSettings()
     forgejo: ForgeApiSettings = ForgeApiSettings()
-    github: ForgeApiSettings = ForgeApiSettings(url="https://api.github.com")
+    github: GitHubApiSettings = GitHubApiSettings()
 
 
 _config_path: ContextVar[Path | None] = ContextVar("raibid_config_path", default=None)
@@ -309,7 +315,6 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
-        nested_model_default_partial_update=True,
     )
 
     server: ServerSettings = ServerSettings()

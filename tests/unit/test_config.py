@@ -190,3 +190,17 @@ def test_bad_durations_are_refused(text: str) -> None:
 )
 def test_durations_render_as_configured(seconds: float, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_a_mapping_replaces_its_default_instead_of_merging(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, "dispatch: {kubernetes: {node_selector: {pool: ci}}}\n")
+    )
+    assert settings.dispatch.kubernetes.node_selector == {"pool": "ci"}
+
+
+def test_env_for_one_nested_key_keeps_the_section_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAIBID_FORGES__GITHUB__CONTEXT", "ci/raibid")
+    settings = load_settings()
+    assert settings.forges.github.context == "ci/raibid"
+    assert settings.forges.github.url == "https://api.github.com"

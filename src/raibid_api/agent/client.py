@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raibid_api.agent.runner import Outcome
 from raibid_api.config import describe_validation_error
@@ -82,7 +82,14 @@ class _JobFields(BaseModel):
 
     id: str = Field(min_length=1)
     clone_url: str = Field(min_length=1)
-    commit: str = Field(min_length=1)
+    commit: str | None = Field(default=None, min_length=1)
+    ref: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _commit_or_ref(self) -> _JobFields:
+        if self.commit is None and self.ref is None:
+            raise ValueError("the job names neither a commit nor a ref")
+        return self
 
 
 class _ClaimBody(BaseModel):

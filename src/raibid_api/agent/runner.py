@@ -27,7 +27,7 @@ from raibid_api.agent.workspace import (
     CloneError,
     GitRun,
     Workspace,
-    clone_at_commit,
+    clone_at_revision,
     url_credentials,
 )
 
@@ -64,7 +64,7 @@ class JobSpec:
 
     job_id: str
     clone_url: str
-    commit: str
+    revision: str  # the commit's full sha, or the ref to build when the job names no commit
     env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -75,7 +75,8 @@ class JobSpec:
             for key, name in _JOB_ENV.items()
             if job.get(key) is not None
         }
-        return cls(str(job["id"]), str(job["clone_url"]), str(job["commit"]), env)
+        revision = job.get("commit") or job.get("ref")
+        return cls(str(job["id"]), str(job["clone_url"]), str(revision), env)
 
 
 def base_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -124,7 +125,7 @@ async def run_job(
     output = OutputOptions(sink, masker, settings.max_line_bytes)
     git = GitRun(_git_env(settings.base_env), output, deadline, cancel, settings.kill_grace)
     try:
-        stopped = await clone_at_commit(job.clone_url, job.commit, workspace.checkout, git)
+        stopped = await clone_at_revision(job.clone_url, job.revision, workspace.checkout, git)
     except CloneError as exc:
         await _note(output, "stderr", f"[raibid] clone failed: {exc.message}")
         return Outcome("failed", reason="clone_failed")

@@ -180,13 +180,14 @@ class AgentWorker:
             self._client.claim(agent_id, self._options.labels, self._options.claim_wait)
         )
         stopped = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait({claim, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if claim in done:
-            return claim.result()
-        claim.cancel()
-        await asyncio.gather(claim, return_exceptions=True)
-        return None
+        try:
+            await asyncio.wait({claim, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this task is cancelled: leave no claim running on its own
+            stopped.cancel()
+            if not claim.done():
+                claim.cancel()
+                await asyncio.gather(claim, return_exceptions=True)
+        return claim.result() if not claim.cancelled() else None
 
     async def _heartbeat(self, claimed: ClaimedJob, interval: float, state: _JobState) -> None:
         while True:

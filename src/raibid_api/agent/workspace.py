@@ -26,6 +26,7 @@ from raibid_api.agent.processes import OutputOptions, StopReason, Stream, run_in
 from raibid_api.errors import RaibidError
 
 _COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_REF = re.compile(r"^refs/(?:heads|tags)/[A-Za-z0-9._/-]+$")  # never starts with "-": not an option
 _CREDENTIAL_SCHEMES = frozenset({"http", "https", "ftp", "ftps"})
 
 logger = structlog.get_logger()
@@ -123,31 +124,37 @@ class GitRun:
     kill_grace: float
 
 
-async def clone_at_commit(url: str, commit: str, checkout: Path, run: GitRun) -> StopReason | None:
-    """Check out ``commit`` of ``url`` into the empty directory ``checkout``.
+async def clone_at_revision(
+    url: str, revision: str, checkout: Path, run: GitRun
+) -> StopReason | None:
+    """Check out ``revision`` (a full sha, or a ref such as ``refs/heads/main``) of ``url``.
 
-    Fetches only that commit (``--depth 1``) when the server allows fetching by sha; otherwise
+    Fetches only that revision (``--depth 1``) when the server allows it; for a sha it otherwise
     fetches every branch and tag and checks the commit out from them.
 
     Returns:
-        None when the commit is checked out; ``"timeout"`` or ``"cancelled"`` when stopped.
+        None when the revision is checked out; ``"timeout"`` or ``"cancelled"`` when stopped.
 
     Raises:
-        CloneError: the commit is not a full sha, or git failed (its masked output was logged).
+        CloneError: the revision is neither a full sha nor a ref, or git failed (its masked
+            output was logged).
     """
-    if not _COMMIT.match(commit):
-        raise CloneError("the job's commit is not a full hexadecimal sha")
-    await _note(run, f"[raibid] fetching {redact_url(url)} at {commit}")
+    if not (_COMMIT.match(revision) or _REF.match(revision)):
+        raise CloneError("the job's revision is neither a full hexadecimal sha nor a ref")
+    await _note(run, f"[raibid] fetching {redact_url(url)} at {revision}")
     stopped = await _git(["init", "--quiet", "."], checkout, run, "git init failed")
     if stopped:
         return stopped
     # "--" ends the options: a URL starting with "-" must not become one (--upload-pack=...).
-    shallow = ["fetch", "--quiet", "--no-tags", "--depth", "1", "--", url, commit]
-    try:
-        # Its error is expected from servers that refuse fetching by sha: keep it out of the log.
-        stopped = await _git(shallow, checkout, _silenced(run), "shallow fetch refused")
-    except CloneError:
-        return await _fetch_everything(url, commit, checkout, run)
+    shallow = ["fetch", "--quiet", "--no-tags", "--depth", "1", "--", url, revision]
+    if _REF.match(revision):
+        stopped = await _git(shallow, checkout, run, f"git fetch of {revision} failed")
+    else:
+        try:
+            # Its error is expected from servers that refuse fetching by sha: keep it quiet.
+            stopped = await _git(shallow, checkout, _silenced(run), "shallow fetch refused")
+        except CloneError:
+            return await _fetch_everything(url, revision, checkout, run)
     if stopped:
         return stopped
     checkout_head = ["checkout", "--quiet", "--detach", "FETCH_HEAD"]

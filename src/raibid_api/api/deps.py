@@ -11,6 +11,7 @@ from raibid_api.api.auth import Principal, TokenRegistry
 from raibid_api.config import Settings
 from raibid_api.jobs.agents import AgentService
 from raibid_api.jobs.service import JobService
+from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
 from raibid_api.storage.event_store import EventStore
 
@@ -25,6 +26,7 @@ class AppState:
     health: HealthChecks
     agents: AgentService
     events: EventStore
+    live_logs: LogFollower
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,1 @@
+"""Dispatch to Kubernetes (``dispatch.mode: kubernetes``): agent Job manifests, creator, watcher."""

@@ -1,0 +1,1 @@
+"""Commit status reporting: the outbox worker, the sweep, and one client per forge."""

@@ -16,6 +16,7 @@ from raibid_api.errors import (
 )
 from raibid_api.jobs.cursor import CursorCodec
 from raibid_api.jobs.models import (
+    JOB_FIELDS,
     Clock,
     Job,
     JobEvent,
@@ -155,18 +156,15 @@ class JobService:
 
     def new_job(self, **fields: object) -> Job:
         """A pending job with a fresh id, stamped now; ``fields`` fill in the rest."""
-        job: Job = dict.fromkeys(
-            ("tag", "forge", "delivery_id", "pull_request", "author", "pusher", "message",
-             "started_at", "finished_at", "duration", "exit_code", "agent_id", "retry_of",
-             "reason", "ref", "branch", "commit"),
-        )  # fmt: skip
+        job: Job = dict.fromkeys(JOB_FIELDS)  # every field, in the order the API shows them
         job |= {
             "id": new_job_id(),
             "status": JobStatus.PENDING.value,
             "created_at": format_time(self._clock.now_ms()),
             "attempt": 1,
         }
-        return job | fields
+        job |= fields
+        return job
 
     async def create(
         self, job: Job, *, delivery: Delivery | None = None, content: str | None = None
@@ -176,7 +174,7 @@ class JobService:
             job, parse_time_ms(str(job["created_at"])), delivery=delivery, content=content
         )
         if outcome.duplicate is None:
-            return Created(self.with_links(job))
+            return Created(await self.announce(job))
         return Created(await self.get(JobId(outcome.job_id)), outcome.duplicate)
 
     async def cancel(self, job_id: JobId, reason: str = "cancelled") -> Job:

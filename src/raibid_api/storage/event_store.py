@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import cast
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -12,6 +14,8 @@ from raibid_api.storage.keys import Keys
 
 Entry = tuple[str, dict[str, str]]
 _PAGE = 1000
+_LAST_POSSIBLE_ID = f"{2**64 - 1}-{2**64 - 1}"
+_CLOSE_WAIT_S = 5.0  # a woken read ends at once; this bounds a read whose wake was lost
 
 
 class EventStore:
@@ -24,6 +28,8 @@ class EventStore:
     @shielded
     async def read_after(self, job_id: str, after: str | None, count: int) -> list[Entry]:
         """Up to ``count`` entries after the entry id ``after`` (from the start when None)."""
+        if after == _LAST_POSSIBLE_ID:
+            return []  # Redis refuses an exclusive range that starts past every id
         start = f"({after}" if after else "-"
         reply = await self._redis.xrange(self._keys.events(job_id), start, "+", count=count)
         return cast("list[Entry]", reply)
@@ -33,6 +39,12 @@ class EventStore:
         """The last ``count`` entries, oldest first."""
         reply = await self._redis.xrevrange(self._keys.events(job_id), "+", "-", count=count)
         return list(reversed(cast("list[Entry]", reply)))
+
+    @shielded
+    async def last_id(self, job_id: str) -> str:
+        """Id of the newest entry, or ``0-0`` when the stream has none (or does not exist)."""
+        reply = cast("list[Entry]", await self._redis.xrevrange(self._keys.events(job_id), count=1))
+        return reply[0][0] if reply else "0-0"
 
     async def read_all(self, job_id: str) -> AsyncIterator[Entry]:
         """Every entry, oldest first, read a page at a time."""
@@ -44,3 +56,73 @@ class EventStore:
             if len(page) < _PAGE:
                 return
             after = page[-1][0]
+
+
+class EventReader:
+    """One dedicated connection that blocks in `XREAD` over many job event streams at once.
+
+    Another connection can wake a blocked read with `CLIENT UNBLOCK`, so a stream added while the
+    reader waits is picked up at once instead of when the block times out.
+    """
+
+    def __init__(self, blocking: Redis, control: Redis, keys: Keys) -> None:
+        """A reader on its own connection.
+
+        Args:
+            blocking: a client without socket timeout; the reader owns it and closes it.
+            control: the shared client, through which `interrupt` wakes a blocked read.
+            keys: the key names.
+        """
+        self._owner = blocking
+        self._connection = blocking.client()  # one connection: the one CLIENT UNBLOCK names
+        self._control = control
+        self._keys = keys
+        self._client_id: int | None = None
+        self._in_flight: asyncio.Future[list[tuple[str, list[Entry]]]] | None = None
+
+    async def read(
+        self, cursors: Mapping[str, str], block_ms: int, count: int
+    ) -> list[tuple[str, list[Entry]]]:
+        """Entries after each job's cursor, as ``(job id, entries)``; [] when ``block_ms`` passed.
+
+        Args:
+            cursors: job id -> id of the last entry already read from its stream.
+            block_ms: how long to wait for a first entry.
+            count: at most this many entries per stream.
+        """
+        # the read outlives a cancelled caller (see `shielded`); kept so `aclose` can wait for it
+        task = asyncio.ensure_future(self._read(dict(cursors), block_ms, count))
+        self._in_flight = task
+        return await asyncio.shield(task)
+
+    @shielded
+    async def _read(
+        self, cursors: dict[str, str], block_ms: int, count: int
+    ) -> list[tuple[str, list[Entry]]]:
+        # asked before every read: a reconnect (redis-py retries) gives the connection a new id
+        self._client_id = await self._connection.client_id()
+        streams: dict[Any, Any] = {
+            self._keys.events(job): cursor for job, cursor in cursors.items()
+        }
+        jobs = {self._keys.events(job_id): job_id for job_id in cursors}
+        reply: Any = await self._connection.xread(streams, count=count, block=block_ms)
+        # redis-py answers `[[key, entries], ...]`, or `{key: entries}` with its unified replies
+        items = reply.items() if isinstance(reply, dict) else reply or []
+        return [(jobs[key], cast("list[Entry]", entries)) for key, entries in items]
+
+    @shielded
+    async def interrupt(self) -> bool:
+        """End the blocked read at once, as if it timed out; False when no read was blocked."""
+        if self._client_id is None:
+            return False
+        return bool(await self._control.client_unblock(self._client_id))
+
+    async def aclose(self) -> None:
+        """Wake the read in progress, let it end, and close the connection."""
+        if self._in_flight is not None and not self._in_flight.done():
+            with contextlib.suppress(Exception):
+                await self.interrupt()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._in_flight), _CLOSE_WAIT_S)
+        await self._connection.aclose()
+        await self._owner.aclose()

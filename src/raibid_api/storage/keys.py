@@ -77,6 +77,33 @@ class Keys:
         return f"{self.prefix}:outbox:status"
 
     @property
+    def outbox_status_delayed(self) -> str:
+        """Sorted set of status reports waiting for a retry, scored by not_before (ms)."""
+        return f"{self.prefix}:outbox:status:delayed"
+
+    @property
+    def outbox_status_unreported(self) -> str:
+        """Sorted set of job ids whose final status no forge acknowledged yet; score: next look."""
+        return f"{self.prefix}:outbox:status:unreported"
+
+    def status_record(self, job_id: str) -> str:
+        """Hash of a job's status reporting (ranks queued/reported, send lease); expires with it."""
+        return f"{self.prefix}:outbox:status:job:{job_id}"
+
+    @property
     def cursor_secret(self) -> str:
         """String; HMAC key that signs pagination cursors."""
         return f"{self.prefix}:secret:cursor"
+
+    @property
+    def webhook_deliveries(self) -> str:
+        """Stream of every webhook delivery and its decision; trimmed to jobs.retention."""
+        return f"{self.prefix}:webhook:deliveries"
+
+    def rate_limit(self, scope: str, subject: str) -> str:
+        """Sorted set of one subject's request times in the window; expires after it."""
+        return f"{self.prefix}:ratelimit:{scope}:{subject}"
+
+    def latest_job(self, repo: str, line: str) -> str:
+        """String '<created ms> <job id>', newest webhook job of a branch or PR; expires in 7 d."""
+        return f"{self.prefix}:latest:{repo}:{line}"

@@ -54,6 +54,28 @@ async def test_passing_pipeline_succeeds_with_every_line_in_order(
     assert output == ["first", "second", "third"]
 
 
+async def test_job_without_a_commit_builds_the_head_of_its_ref(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    remote.commit(pipeline("  - {name: old, run: 'echo old'}\n"))
+    remote.commit(pipeline("  - {name: new, run: 'echo new'}\n"))
+
+    outcome, lines = await run(remote, "refs/heads/main", tmp_path)
+
+    assert outcome == Outcome("success", exit_code=0)
+    assert [line for line in lines.lines("stdout") if not line.startswith("[raibid]")] == ["new"]
+
+
+async def test_revision_that_is_neither_sha_nor_ref_fails_the_clone(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    remote.commit(pipeline("  - {name: one, run: 'echo one'}\n"))
+
+    outcome, _ = await run(remote, "--upload-pack=touch /tmp/x", tmp_path)
+
+    assert (outcome.status, outcome.reason) == ("failed", "clone_failed")
+
+
 async def test_failing_step_stops_the_pipeline_with_its_exit_code(
     remote: GitRemote, tmp_path: Path
 ) -> None:

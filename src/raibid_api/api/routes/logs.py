@@ -1,26 +1,42 @@
-"""A job's log: the whole text, or its entries as JSON."""
+"""A job's log: the whole text, its entries as JSON, or live over Server-Sent Events."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from raibid_api.api.deps import JobServiceDep, ReadPrincipal, app_state
 from raibid_api.api.schemas import ErrorOut, LogEntryOut
 from raibid_api.jobs.models import parse_job_id
 from raibid_api.logs.entries import log_text, render_entry
+from raibid_api.logs.sse import parse_last_event_id
 
 router = APIRouter(tags=["logs"])
+
+EVENT_STREAM = "text/event-stream"
+# proxies (nginx) would otherwise hold the stream back in their buffers
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.get(
     "/jobs/{job_id}/logs",
     response_model=list[LogEntryOut],
     responses={
-        200: {"content": {"text/plain": {}}, "description": "the log as text (default)"},
+        200: {
+            "content": {
+                "text/plain": {},
+                EVENT_STREAM: {
+                    "schema": {
+                        "type": "string",
+                        "description": "`log` and `status` events, heartbeat comments, then `end`",
+                    }
+                },
+            },
+            "description": "the log as text (default), as JSON entries, or live over SSE",
+        },
         **{code: {"model": ErrorOut} for code in (400, 401, 403, 404, 503)},
     },
     summary="Read a job's log",
@@ -31,8 +47,19 @@ async def read_logs(
     jobs: JobServiceDep,
     _: ReadPrincipal,
     tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    last_event_id: Annotated[
+        str | None, Query(description="SSE: resume after this event id (the header wins)")
+    ] = None,
+    last_event_id_header: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="SSE: resume after this event id")
+    ] = None,
 ) -> Response:
-    """The log as `text/plain`, or its entries (lines and status changes) as JSON."""
+    """The log as `text/plain`, its entries (lines and status changes) as JSON, or live as SSE."""
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        after = parse_last_event_id(last_event_id_header, last_event_id)
+        job = await jobs.get(parse_job_id(job_id))
+        stream = app_state(request).live_logs.stream(job, after)
+        return StreamingResponse(stream, media_type=EVENT_STREAM, headers=SSE_HEADERS)
     job = await jobs.get(parse_job_id(job_id))
     events = app_state(request).events
     if tail is not None:

@@ -44,8 +44,8 @@ _DELIVERY_BODY: dict[str, Any] = {
 }
 
 
-def webhook_intake(request: Request) -> WebhookIntake:
-    """The webhook intake of the app serving ``request``."""
+async def webhook_intake(request: Request) -> WebhookIntake:
+    """The webhook intake of the app serving ``request`` (async: no thread-pool hop)."""
     intake: WebhookIntake = app_state(request).extras[INTAKE]
     return intake
 
@@ -85,7 +85,9 @@ class DeliveryOut(BaseModel):
     forge: str
     event: str | None
     delivery_id: str | None
-    signature: str | None = Field(description="valid, unsigned or mismatch; null if unchecked")
+    signature: str | None = Field(
+        description="valid, unsigned or mismatch; null when refused for another reason"
+    )
     signature_valid: bool | None
     decision: Decision
     reason: str | None

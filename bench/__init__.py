@@ -1,0 +1,1 @@
+"""Benchmarks of raibid-api: load generators, baselines and the runs that compare them."""

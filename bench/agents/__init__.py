@@ -1,0 +1,1 @@
+"""Benchmarks of the agent protocol: claim latency and log ingestion (bench.agents.run)."""

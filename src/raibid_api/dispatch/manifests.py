@@ -1,0 +1,186 @@
+"""The agent Job of one CI job: a pure function from settings and a job id to a batch/v1 body.
+
+The pod passes the restricted Pod Security Standard, is selected by the agent NetworkPolicy
+(``app.kubernetes.io/name: raibid-agent``) and runs ``raibid-api agent --once`` under the image's
+``tini`` entrypoint, with its token from a Secret and nothing else of the server's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from raibid_api.config import Settings, format_duration
+from raibid_api.jobs.models import parse_job_id
+
+AGENT_NAME = "raibid-agent"
+MANAGER = "raibid-api"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_JOB_ID = "raibid-ci/job-id"
+LABEL_ATTEMPT = "raibid-ci/attempt"
+# What every agent Job (and its pod) of this server carries: the dispatcher lists by it.
+AGENT_SELECTOR: Mapping[str, str] = {LABEL_NAME: AGENT_NAME, LABEL_MANAGED_BY: MANAGER}
+# Set by the Job controller on each pod it creates (Kubernetes 1.27 and later).
+POD_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+# never RAIBID_*: raibid-api reads those as configuration
+TOKEN_ENV = "AGENT_TOKEN"  # noqa: S105  (a variable name, not a secret)
+TOKEN_KEY = "token"  # noqa: S105  (the key inside the Secret, not a secret)
+AGENT_UID = 10001  # the image's USER; the emptyDir volumes are group-writable through fsGroup
+WORKSPACE = "/workspace"
+HOME = "/home/raibid"
+# The pod may wait for its claim and clone before the build's own timeout starts, and needs
+# time to report afterwards; the server enforces jobs.timeout itself, this is the backstop.
+DEADLINE_MARGIN_S = 900
+_SHORT_ID = 13  # "3f2a9c1e-7b4d": the id's first 48 random bits, still a prefix of the id
+
+
+@dataclass(frozen=True)
+class AgentJobTemplate:
+    """What every agent Job shares; `agent_job` adds the CI job it is made for."""
+
+    namespace: str
+    image: str
+    server_url: str
+    token_secret: str
+    service_account: str | None = None
+    cpu: str = "1"
+    memory: str = "2Gi"
+    ttl_seconds: int = 3600
+    job_timeout_s: int = 3600
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AgentJobTemplate:
+        """The template ``dispatch.kubernetes`` and ``jobs.timeout`` describe."""
+        kube = settings.dispatch.kubernetes
+        return cls(
+            namespace=kube.namespace,
+            image=kube.image,
+            server_url=in_cluster_url(settings),
+            token_secret=kube.agent_token_secret,
+            service_account=kube.service_account,
+            cpu=kube.cpu,
+            memory=kube.memory,
+            ttl_seconds=kube.ttl_seconds_after_finished,
+            job_timeout_s=int(settings.jobs.timeout.total_seconds()),
+            node_selector=dict(kube.node_selector),
+        )
+
+
+def in_cluster_url(settings: Settings) -> str:
+    """The server as agent pods reach it: the ``raibid-api`` Service in the agents' namespace."""
+    namespace = settings.dispatch.kubernetes.namespace
+    return f"http://raibid-api.{namespace}.svc:{settings.server.port}"
+
+
+def agent_job_name(job_id: str, attempt: int) -> str:
+    """``raibid-agent-<short job id>-<attempt>``: deterministic, so a create is idempotent.
+
+    Raises:
+        InvalidJobIdError: ``job_id`` is not a UUID.
+    """
+    short = parse_job_id(job_id)[:_SHORT_ID]
+    return f"{AGENT_NAME}-{short}-{attempt}"
+
+
+def agent_labels(job_id: str, attempt: int) -> dict[str, str]:
+    """The labels of an agent Job and its pod."""
+    return {
+        **AGENT_SELECTOR,
+        "app.kubernetes.io/component": "agent",
+        "app.kubernetes.io/part-of": "raibid-ci",
+        LABEL_JOB_ID: parse_job_id(job_id),
+        LABEL_ATTEMPT: str(attempt),
+    }
+
+
+def _container(template: AgentJobTemplate, name: str) -> dict[str, Any]:
+    timeout = format_duration(timedelta(seconds=template.job_timeout_s))
+    args = [
+        "agent", "--server", template.server_url, "--token", f"$({TOKEN_ENV})",
+        "--agent-id", name, "--once", "--workspace", WORKSPACE, "--job-timeout", timeout,
+    ]  # fmt: skip
+    return {
+        "name": "agent",
+        "image": template.image,
+        "imagePullPolicy": "IfNotPresent",
+        # args, not command: the image's tini entrypoint reaps the build's processes
+        "args": args,
+        "env": [
+            {
+                "name": TOKEN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": template.token_secret, "key": TOKEN_KEY}},
+            }
+        ],
+        "workingDir": WORKSPACE,
+        "resources": {
+            "requests": {"cpu": template.cpu, "memory": template.memory},
+            "limits": {"memory": template.memory},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "workspace", "mountPath": WORKSPACE},
+            {"name": "home", "mountPath": HOME},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  (an emptyDir of this pod alone)
+        ],
+    }
+
+
+def _pod_spec(template: AgentJobTemplate, name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        # builds run untrusted code: no Kubernetes token, no service-link variables
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 60,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": AGENT_UID,
+            "runAsGroup": AGENT_UID,
+            "fsGroup": AGENT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(template, name)],
+        "volumes": [
+            {"name": "workspace", "emptyDir": {"sizeLimit": "10Gi"}},
+            {"name": "home", "emptyDir": {"sizeLimit": "2Gi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}},
+        ],
+    }
+    if template.service_account:
+        spec["serviceAccountName"] = template.service_account
+    if template.node_selector:
+        spec["nodeSelector"] = dict(template.node_selector)
+    return spec
+
+
+def agent_job(template: AgentJobTemplate, job_id: str, attempt: int) -> dict[str, Any]:
+    """The batch/v1 Job that starts one agent for ``job_id``'s attempt ``attempt``.
+
+    Raises:
+        InvalidJobIdError: ``job_id`` is not a UUID.
+    """
+    name = agent_job_name(job_id, attempt)
+    labels = agent_labels(job_id, attempt)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": template.namespace, "labels": labels},
+        "spec": {
+            # a crashed agent is not restarted: the lease expiry requeues its job
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": template.job_timeout_s + DEADLINE_MARGIN_S,
+            "ttlSecondsAfterFinished": template.ttl_seconds,
+            "template": {"metadata": {"labels": labels}, "spec": _pod_spec(template, name)},
+        },
+    }

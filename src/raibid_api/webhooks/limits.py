@@ -1,0 +1,121 @@
+"""The intake's rate limits: per source address and per repository, over any sliding minute.
+
+Both limits are ``webhooks.rate_limit_per_minute``. The source is counted for every delivery,
+the repository only once the delivery is authenticated, so that nobody can spend a repository's
+budget with unsigned requests naming it. When Redis does not answer, the limits are not
+enforced: a delivery is never refused for want of a counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Sequence
+from typing import Protocol
+
+import structlog
+
+from raibid_api.errors import RateLimitedError, ServiceUnavailableError
+from raibid_api.jobs.models import Clock
+
+WINDOW_MS = 60_000
+# The counters must not hold a delivery up for long when Redis is slow; past this, let it in.
+_DEADLINE_S = 0.5
+_log = structlog.get_logger("raibid_api.webhooks")
+
+
+class LimitRefusal(Protocol):
+    """A request over its limit (`raibid_api.storage.rate_limit.Refusal`)."""
+
+    @property
+    def scope(self) -> str:
+        """``source`` or ``repo``."""
+        ...
+
+    @property
+    def retry_after_ms(self) -> int:
+        """When the window ends."""
+        ...
+
+
+class CounterStore(Protocol):
+    """Where the counters live (`raibid_api.storage.rate_limit.RateLimitStore`)."""
+
+    def hit_many(
+        self,
+        requests: Sequence[Sequence[tuple[str, str]]],
+        *,
+        limit: int,
+        window_ms: int,
+        now_ms: int,
+    ) -> Awaitable[Sequence[LimitRefusal | None]]:
+        """Count each request for every subject, unless one of its subjects is at ``limit``."""
+        ...
+
+
+_Waiter = tuple[list[tuple[str, str]], "asyncio.Future[LimitRefusal | None]"]
+
+
+class DeliveryLimiter:
+    """Admits deliveries while their source and repository are under the limit.
+
+    Deliveries arriving together share one Redis round trip: each waits in a queue that one
+    task at a time sends as a single pipeline, and the next batch forms while it is in flight.
+    """
+
+    def __init__(self, store: CounterStore, per_minute: int, clock: Clock) -> None:
+        self._store = store
+        self._per_minute = per_minute
+        self._clock = clock
+        self._queue: list[_Waiter] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def admit(self, source: str, repo: str | None) -> None:
+        """Count a delivery from ``source`` (and for ``repo``, when known).
+
+        Raises:
+            RateLimitedError: the source or the repository is at its limit for this minute.
+        """
+        subjects = [("source", source)] + ([("repo", repo)] if repo is not None else [])
+        waiter: asyncio.Future[LimitRefusal | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((subjects, waiter))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+        try:
+            async with asyncio.timeout(_DEADLINE_S):
+                refusal = await asyncio.shield(waiter)
+        except (ServiceUnavailableError, TimeoutError) as exc:
+            waiter.cancel()  # a late answer is not wanted any more
+            _log.warning("webhook rate limit not checked", reason=type(exc).__name__)
+            return
+        if refusal is not None:
+            raise RateLimitedError(
+                f"too many webhook deliveries for this {refusal.scope}; "
+                f"the limit is {self._per_minute} a minute",
+                retry_after=max(1, math.ceil(refusal.retry_after_ms / 1000)),
+            )
+
+    async def _send(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._send_batch(batch)
+        finally:
+            self._sender = None
+
+    async def _send_batch(self, batch: list[_Waiter]) -> None:
+        try:
+            refusals = await self._store.hit_many(
+                [subjects for subjects, _ in batch],
+                limit=self._per_minute,
+                window_ms=WINDOW_MS,
+                now_ms=self._clock.now_ms(),
+            )
+        except Exception as exc:  # every waiter must hear of it, whatever it is
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for (_, waiter), refusal in zip(batch, refusals, strict=True):
+            if not waiter.done():
+                waiter.set_result(refusal)

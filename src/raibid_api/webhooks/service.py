@@ -1,0 +1,267 @@
+"""WebhookIntake: one delivery in, a job stored exactly once (or a spooled delivery) out.
+
+The order of one delivery: verify and parse it (pure, `intake.read_delivery`), count it against
+the rate limits, store the job in one atomic step (job, indexes, queue entry, delivery key,
+content key: `JobService.create`), answer, and around that journal it and cancel what the new
+job supersedes. The answer goes out only after the job is in Redis, or after the delivery is
+on disk in the spool when Redis does not answer in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+import structlog
+
+from raibid_api.config import WebhookSettings
+from raibid_api.errors import RaibidError, RateLimitedError, ServiceUnavailableError
+from raibid_api.jobs.models import Clock, format_time
+from raibid_api.jobs.service import JobService
+from raibid_api.storage.job_store import Delivery as DeliveryKey
+from raibid_api.webhooks.events import Ignored, WebhookEvent
+from raibid_api.webhooks.headers import Headers
+from raibid_api.webhooks.intake import Delivery, read_delivery
+from raibid_api.webhooks.journal import Decision, DeliveryJournal, JournalEntry
+from raibid_api.webhooks.limits import DeliveryLimiter
+from raibid_api.webhooks.outcome import (
+    IntakeResult,
+    adapter_for,
+    content_fingerprint,
+    decision_of,
+    job_fields,
+    synthetic_delivery_id,
+)
+from raibid_api.webhooks.registry import WebhookAdapter
+from raibid_api.webhooks.spool import DeliverySpool, SpooledDelivery
+from raibid_api.webhooks.supersede import AutoCancel
+
+# Past this, a Redis that does not answer counts as away and the delivery is spooled: the forge
+# gives up after 5 s (Gitea) and never retries.
+STORE_DEADLINE_S = 2.5
+_log = structlog.get_logger("raibid_api.webhooks")
+
+
+class DeliveryLookup(Protocol):
+    """Read-only access to the dedup keys (`raibid_api.storage.delivery_journal`)."""
+
+    def delivery_owner(self, forge: str, delivery_id: str) -> Awaitable[str | None]:
+        """The job a known delivery made."""
+        ...
+
+    def content_owner(self, fingerprint: str) -> Awaitable[str | None]:
+        """The job the content key names."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Where and when a delivery came in, for its journal entry."""
+
+    forge: str
+    source: str
+    received_ms: int
+    started: float
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since handling started."""
+        return round((time.perf_counter() - self.started) * 1000, 2)
+
+
+class WebhookIntake:
+    """The webhook intake: receive deliveries, and replay the ones spooled while Redis was away."""
+
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        jobs: JobService,
+        *,
+        journal: DeliveryJournal,
+        limiter: DeliveryLimiter,
+        lookup: DeliveryLookup,
+        auto_cancel: AutoCancel,
+        spool: DeliverySpool | None,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.journal = journal
+        self.lookup = lookup
+        self.auto_cancel = auto_cancel
+        self._limiter = limiter
+        self._spool = spool
+        self._clock = clock
+
+    async def receive(self, forge: str, headers: Headers, body: bytes, source: str) -> IntakeResult:
+        """Handle one delivery to ``/webhook/<forge>``.
+
+        Raises:
+            NotFoundError: an unknown forge.
+            RaibidError: every refusal of `intake.read_delivery` (401, 400, 413, 415), and
+                `RateLimitedError`; each is journaled before it is raised.
+            ServiceUnavailableError: Redis is away and the spool is off or full.
+        """
+        adapter = adapter_for(forge)
+        arrival = Arrival(forge, source, self._clock.now_ms(), time.perf_counter())
+        try:
+            delivery = read_delivery(adapter, headers, body, self.settings)
+            await self._limiter.admit(source, delivery.repo)
+        except RaibidError as exc:
+            raise await self._refused(arrival, adapter, headers, exc) from exc
+        if delivery.delivery_id is None:
+            delivery = replace(delivery, delivery_id=synthetic_delivery_id(body))
+        result = await self._handle(delivery, arrival)
+        if result.outcome != "spooled":
+            self.record(arrival, delivery.event_type, delivery.signature.value, result)
+        return result
+
+    async def refuse(
+        self, forge: str, headers: Headers, source: str, error: RaibidError
+    ) -> RaibidError:
+        """Journal a delivery refused before the intake could read it (a body over the limit).
+
+        Returns:
+            the error to answer with: ``error``, or `RateLimitedError` when the source is over
+            its limit.
+
+        Raises:
+            NotFoundError: an unknown forge.
+        """
+        adapter = adapter_for(forge)
+        arrival = Arrival(forge, source, self._clock.now_ms(), time.perf_counter())
+        return await self._refused(arrival, adapter, headers, error)
+
+    async def _refused(
+        self, arrival: Arrival, adapter: WebhookAdapter, headers: Headers, exc: RaibidError
+    ) -> RaibidError:
+        if not isinstance(exc, RateLimitedError):
+            # refused deliveries count against their source too: a flood of them is limited
+            try:
+                await self._limiter.admit(arrival.source, None)
+            except RateLimitedError as limited:
+                exc = limited
+        try:
+            delivery_id = adapter.delivery_id(headers)
+        except RaibidError:
+            delivery_id = None
+        signature = "mismatch" if exc.code == "signature_mismatch" else None
+        entry = JournalEntry(
+            received_at=format_time(arrival.received_ms),
+            forge=arrival.forge,
+            event=adapter.event_type(headers),
+            delivery_id=delivery_id,
+            signature=signature,
+            decision=Decision.REJECTED,
+            reason=exc.code,
+            detail=exc.message,
+            source=arrival.source,
+            duration_ms=arrival.elapsed_ms(),
+        )
+        self.journal.record(entry)
+        return exc
+
+    async def _handle(self, delivery: Delivery, arrival: Arrival) -> IntakeResult:
+        assert delivery.delivery_id is not None  # noqa: S101  (set by the caller)
+        outcome = delivery.outcome
+        if isinstance(outcome, Ignored):
+            return IntakeResult(
+                "ignored", delivery.delivery_id, ignored=outcome, repo=delivery.repo
+            )
+        try:
+            return await self.store(delivery.forge, delivery.delivery_id, outcome)
+        except ServiceUnavailableError as exc:
+            _log.warning("redis away; spooling the webhook delivery", reason=exc.message)
+        spooled = SpooledDelivery(
+            forge=delivery.forge,
+            delivery_id=delivery.delivery_id,
+            event_type=delivery.event_type,
+            signature=delivery.signature.value,
+            source=arrival.source,
+            received_ms=arrival.received_ms,
+            event=outcome,
+        )
+        await self._spool_delivery(spooled)
+        return IntakeResult("spooled", delivery.delivery_id, repo=delivery.repo)
+
+    async def _spool_delivery(self, spooled: SpooledDelivery) -> None:
+        if self._spool is None:
+            raise ServiceUnavailableError("Redis is unavailable and the webhook spool is off")
+        try:
+            written = await asyncio.to_thread(self._spool.write, spooled)
+        except OSError as exc:
+            _log.error("webhook spool write failed", error=str(exc))
+            written = False
+        if not written:
+            raise ServiceUnavailableError("Redis is unavailable and the webhook spool is full")
+
+    async def store(self, forge: str, delivery_id: str, event: WebhookEvent) -> IntakeResult:
+        """Create the job of ``event`` exactly once, then cancel what it supersedes.
+
+        Raises:
+            ServiceUnavailableError: Redis did not store the job within `STORE_DEADLINE_S`.
+        """
+        job = self.jobs.new_job(**job_fields(event, forge, delivery_id))
+        try:
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                created = await self.jobs.create(
+                    job,
+                    delivery=DeliveryKey(forge, delivery_id),
+                    content=content_fingerprint(event),
+                )
+        except TimeoutError:
+            # the write may still land; a replay of the delivery then finds its delivery key
+            raise ServiceUnavailableError("Redis did not store the job in time") from None
+        if created.duplicate is not None:
+            duplicate: Literal["delivery", "content"] = (
+                "delivery" if created.duplicate == "delivery" else "content"
+            )
+            return IntakeResult("duplicate", delivery_id, created.job, duplicate, repo=event.repo)
+        try:
+            await self.auto_cancel.cancel_superseded(event, created.job)
+        except ServiceUnavailableError as exc:
+            # the job is stored: answer for it; the older jobs merely build in vain
+            _log.warning("superseded jobs not cancelled", reason=exc.message)
+        return IntakeResult("created", delivery_id, created.job, repo=event.repo)
+
+    def record(
+        self,
+        arrival: Arrival,
+        event_type: str,
+        signature: str,
+        result: IntakeResult,
+        *,
+        spooled: bool = False,
+    ) -> None:
+        """Journal an accepted delivery (queued: see `DeliveryJournal`)."""
+        job = result.job
+        entry = JournalEntry(
+            received_at=format_time(arrival.received_ms),
+            forge=arrival.forge,
+            event=event_type,
+            delivery_id=result.delivery_id,
+            signature=signature,
+            decision=_decision(result),
+            reason=_reason(result),
+            detail=result.ignored.detail if result.ignored else None,
+            job_id=str(job["id"]) if job else None,
+            repo=result.repo,
+            source=arrival.source,
+            duration_ms=arrival.elapsed_ms(),
+            spooled=spooled,
+        )
+        self.journal.record(entry)
+
+
+def _decision(result: IntakeResult) -> Decision:
+    if result.ignored is not None:
+        return decision_of(result.ignored)
+    return Decision.DUPLICATE if result.outcome == "duplicate" else Decision.CREATED
+
+
+def _reason(result: IntakeResult) -> str | None:
+    if result.ignored is not None:
+        return result.ignored.reason.value
+    return result.duplicate

@@ -1,0 +1,107 @@
+"""Auto-cancel: a new push to a branch or pull request cancels the job it makes pointless.
+
+Each line of work (a repository's branch, or its pull request) has one newest webhook job. A new
+job takes that place and cancels the job it replaces, with reason ``superseded``, when it is
+still pending (or running too, with ``webhooks.auto_cancel_running``). So every job of a line but
+the newest is cancelled by its successor, at the cost of one O(1) Redis step per delivery.
+
+Tags never supersede. Branches matching ``auto_cancel_exempt`` (e.g. ``main``, whose every
+commit should be built) keep their jobs; pull requests are told apart by number, so the
+exemption, which names branches, does not apply to them.
+
+"Newer" is by creation time: of two deliveries handled at once, the later job always wins, even
+when the earlier one reaches Redis last (it then cancels itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol
+
+import structlog
+
+from raibid_api.config import WebhookSettings
+from raibid_api.errors import JobNotFoundError, TransitionConflictError
+from raibid_api.jobs.models import Job, JobId, JobStatus, parse_time_ms
+from raibid_api.jobs.service import JobService
+from raibid_api.webhooks.events import WebhookEvent
+from raibid_api.webhooks.rules import is_auto_cancel_exempt
+
+SUPERSEDED = "superseded"
+_log = structlog.get_logger("raibid_api.webhooks")
+
+
+class LatestJobs(Protocol):
+    """The newest job of each line of work (`raibid_api.storage.supersede_store`)."""
+
+    def claim(self, repo: str, line: str, job_id: str, created_ms: int) -> Awaitable[str | None]:
+        """Make ``job_id`` the newest; return the job it supersedes (maybe itself), if any."""
+        ...
+
+    def latest(self, repo: str, line: str) -> Awaitable[str | None]:
+        """The newest job of the line."""
+        ...
+
+
+class AutoCancel:
+    """Cancels the job a new webhook job supersedes."""
+
+    def __init__(self, jobs: JobService, latest: LatestJobs, settings: WebhookSettings) -> None:
+        self._jobs = jobs
+        self._latest = latest
+        self._settings = settings
+
+    @property
+    def statuses(self) -> tuple[JobStatus, ...]:
+        """The statuses a superseded job is cancelled from."""
+        if self._settings.auto_cancel_running:
+            return (JobStatus.PENDING, JobStatus.RUNNING)
+        return (JobStatus.PENDING,)
+
+    def line_of(self, event: WebhookEvent) -> tuple[str, str] | None:
+        """``(repo, line)`` of the line of work ``event`` supersedes in, or ``None``."""
+        key = event.supersede_key
+        if not self._settings.auto_cancel or key is None:
+            return None
+        repo, kind, name = key
+        if kind == "branch" and is_auto_cancel_exempt(event.branch, self._settings, repo):
+            return None
+        return repo, f"{kind}:{name}"
+
+    async def superseded(self, event: WebhookEvent) -> list[str]:
+        """The job a new job made now from ``event`` would cancel (read only)."""
+        line = self.line_of(event)
+        latest = await self._latest.latest(*line) if line is not None else None
+        if latest is None:
+            return []
+        try:
+            job = await self._jobs.get(JobId(latest))
+        except JobNotFoundError:
+            return []
+        return [latest] if JobStatus(job["status"]) in self.statuses else []
+
+    async def cancel_superseded(self, event: WebhookEvent, job: Job) -> list[JobId]:
+        """Make ``job`` (made from ``event``) its line's newest; cancel the job it supersedes.
+
+        Returns:
+            the id cancelled, if any: none when that job has ended or vanished meanwhile.
+
+        Raises:
+            ServiceUnavailableError: Redis does not answer; the new job exists already, so the
+                caller reports it and moves on.
+        """
+        line = self.line_of(event)
+        if line is None:
+            return []
+        created_ms = parse_time_ms(str(job["created_at"]))
+        other = await self._latest.claim(*line, str(job["id"]), created_ms)
+        if other is None:
+            return []
+        try:
+            await self._jobs.finish(
+                JobId(other), JobStatus.CANCELLED, reason=SUPERSEDED, expect=self.statuses
+            )
+        except (TransitionConflictError, JobNotFoundError):
+            return []
+        _log.info("superseded job cancelled", by=job["id"], cancelled=other)
+        return [JobId(other)]

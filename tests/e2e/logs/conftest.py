@@ -1,0 +1,55 @@
+"""Fixtures of the live-log end-to-end test: `raibid-api serve` with an agent-capable token."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raibid_api.embedded import free_port
+from tests.conftest import eventually
+from tests.e2e.conftest import START_TIMEOUT, Server, answers_health, clean_env
+
+OPERATOR_TOKEN = "e2e-operator-token-0123456789"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A server process with its embedded Redis, no dispatcher, and a read+write+agent token."""
+    port = free_port()
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "redis": {"url": None, "data_dir": str(tmp_path / "redis")},
+        "auth": {
+            "tokens": [
+                {"name": "operator", "scopes": ["read", "write", "agent"], "value": OPERATOR_TOKEN}
+            ]
+        },
+        "webhooks": {"spool_dir": str(tmp_path / "spool")},
+        "dispatch": {"mode": "none"},
+        "logs": {"heartbeat": "1s"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+            cwd=tmp_path,
+        )
+    running = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        eventually(lambda: answers_health(running), START_TIMEOUT, "the server to answer /health")
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

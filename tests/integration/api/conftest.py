@@ -1,0 +1,111 @@
+"""Fixtures of the HTTP-level tests: the app under its lifespan on the session Redis, per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from redis.asyncio import Redis
+
+from raibid_api.config import Settings, load_settings
+from raibid_api.embedded import EmbeddedRedis
+from tests.integration.api.client import PUBLIC_URL, TOKENS, running_app
+
+SettingsFactory = Callable[..., Settings]
+Snapshot = dict[bytes, tuple[bytes | None, bool]]
+LogEvents = list[MutableMapping[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def captured_logs() -> Iterator[LogEvents]:
+    """The app's log events of this test, captured instead of rendered.
+
+    The development console renderer draws every unhandled error as a rich traceback with locals,
+    which takes seconds; the tests read responses, not the rendered log.
+    """
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as events:
+        yield events
+
+
+@pytest.fixture
+def settings_for(redis_server: EmbeddedRedis, prefix: str, tmp_path: Path) -> SettingsFactory:
+    """Build the settings of a test app; keyword sections replace the defaults given here."""
+
+    def build(**sections: Any) -> Settings:
+        defaults: dict[str, Any] = {
+            "server": {"public_url": PUBLIC_URL},
+            "redis": {"url": redis_server.url, "key_prefix": prefix},
+            "auth": {"tokens": TOKENS},
+            "dispatch": {"mode": "none"},
+            "webhooks": {"spool_dir": str(tmp_path / "spool")},
+        }
+        return load_settings(None, **(defaults | sections))
+
+    return build
+
+
+@pytest.fixture
+async def raw_redis(redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Redis]:
+    """A byte-level client of the test server; every key of this test is deleted afterwards.
+
+    It matches ``<prefix>*`` rather than ``<prefix>:*`` so that a second deployment a test runs
+    under ``<prefix>-other`` is cleaned up too.
+    """
+    client = Redis.from_url(redis_server.url)
+    yield client
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(
+    settings_for: SettingsFactory, raw_redis: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with the read, write, agent and admin tokens configured."""
+    async with running_app(settings_for()) as api:
+        yield api
+
+
+@pytest.fixture
+async def anonymous_client(
+    settings_for: SettingsFactory, raw_redis: Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with ``auth.anonymous_read`` on."""
+    async with running_app(settings_for(auth={"anonymous_read": True, "tokens": TOKENS})) as api:
+        yield api
+
+
+async def snapshot(redis: Redis, prefix: str) -> Snapshot:
+    """Every key of the test: its serialised value and whether it has a TTL."""
+    state: Snapshot = {}
+    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        state[key] = (await redis.dump(key), await redis.pttl(key) >= 0)
+    return state
+
+
+@pytest.fixture
+def nothing_written(
+    raw_redis: Redis, prefix: str
+) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """``async with nothing_written(): ...`` fails when the block changed any key of the test."""
+
+    @asynccontextmanager
+    async def check() -> AsyncIterator[None]:
+        before = await snapshot(raw_redis, prefix)
+        assert before, "the app should have written its cursor secret and queue group already"
+        yield
+        after = await snapshot(raw_redis, prefix)
+        assert sorted(set(after) - set(before)) == [], "keys were created"
+        assert sorted(set(before) - set(after)) == [], "keys were deleted"
+        changed = sorted(key for key in before if before[key] != after[key])
+        assert changed == [], "keys were changed"
+
+    return check
