@@ -72,6 +72,7 @@ class FleetRun:
     offered_seconds: float
     seconds: float
     server_cpu_s: float
+    agents_cpu_s: float
     worst_drain_s: float
     worst_backlog_lines: int
     checks: list[Check]
@@ -205,9 +206,10 @@ async def fleet(server: BenchServer, agents: int, rate: int, seconds: float) -> 
     try:
         for agent in paced:
             agent.shipper.start()
-        cpu, started = server.cpu_seconds(), time.perf_counter()
+        cpu, own, started = server.cpu_seconds(), time.process_time(), time.perf_counter()
         await asyncio.gather(*(_produce(a, i, rate, seconds) for i, a in enumerate(paced)))
         elapsed, cpu = time.perf_counter() - started, server.cpu_seconds() - cpu
+        own = time.process_time() - own
     finally:
         for client in clients:
             await client.aclose()
@@ -221,6 +223,7 @@ async def fleet(server: BenchServer, agents: int, rate: int, seconds: float) -> 
         offered_seconds=seconds,
         seconds=elapsed,
         server_cpu_s=cpu,
+        agents_cpu_s=own,
         worst_drain_s=max(a.drain_s for a in paced),
         worst_backlog_lines=max(a.backlog for a in paced),
         checks=checks,

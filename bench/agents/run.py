@@ -106,6 +106,9 @@ def _fleet_rows(runs: list[FleetRun]) -> list[list[object]]:
         ["fleet: worst drain after the last line (ms)", *(f"{v:.0f}" for v in drains),
          f"{_median(drains):.0f}"],
         _cpu_row("fleet", runs),
+        ["fleet: the agents' CPU s per 100k lines (bench process)",
+         *(f"{r.agents_cpu_s / r.lines * 100_000:.2f}" for r in runs),
+         f"{_median([r.agents_cpu_s / r.lines * 100_000 for r in runs]):.2f}"],
         ["fleet: jobs with a lost/doubled/reordered line", *(str(b) for b in bad), "-"],
     ]  # fmt: skip
 

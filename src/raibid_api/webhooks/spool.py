@@ -89,11 +89,6 @@ class DeliverySpool:
         with self._lock:
             self._size = sum(path.stat().st_size for path in self.pending())
 
-    @property
-    def size_bytes(self) -> int:
-        """Bytes of spooled deliveries."""
-        return self._size
-
     def write(self, delivery: SpooledDelivery) -> bool:
         """Store ``delivery`` durably; ``False`` when it does not fit under ``max_bytes``.
 

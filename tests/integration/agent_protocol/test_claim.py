@@ -136,9 +136,11 @@ async def test_a_claim_whose_agent_left_leaves_the_job_to_the_next_agent(api: Pr
     await api.until_a_claim_waits()
 
     job = await api.trigger()
-    await asyncio.wait_for(leaving, timeout=5)
+    sent_to_no_one = await asyncio.wait_for(leaving, timeout=5)
     response = await api.claim_response("agent-2")
 
+    starts = [m["status"] for m in sent_to_no_one if m["type"] == "http.response.start"]
+    assert starts != [200], "the job was handed to a client that had left"
     assert response.status_code == 200, await api.job(job["id"])
     assert (response.json()["job"]["id"], response.json()["job"]["attempt"]) == (job["id"], 1)
 

@@ -14,7 +14,6 @@ from tests.unit.webhooks.webhook_samples import (
     SECRET,
     Forge,
     delivery_headers,
-    fixture_bytes,
     fixture_delivery,
     fixture_payload,
 )
@@ -121,6 +120,3 @@ async def job_state(redis: Redis, prefix: str) -> dict[bytes, Any]:
 def new_id() -> str:
     """A fresh delivery id, as the forges make them."""
     return str(uuid.uuid4())
-
-
-__all__ = ["fixture_bytes"]
