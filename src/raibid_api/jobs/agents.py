@@ -19,7 +19,7 @@ from raibid_api.errors import (
 from raibid_api.jobs.models import Clock, Job, JobId, JobStatus, format_time, parse_time_ms
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.agent_store import AgentStore, AlreadyCompletedError, QueueStats
-from raibid_api.storage.job_store import JobStore
+from raibid_api.storage.job_store import AttemptGuard, JobStore
 
 _MAX_BLOCK_MS = 1000  # a long poll blocks in slices, so a client that leaves is noticed soon
 _CONFLICT_RETRIES = 5
@@ -67,13 +67,16 @@ class AgentService:
         """How long a lease lasts without a heartbeat."""
         return self._limits.lease_ms / 1000
 
-    async def _seen(self, agent_id: str, job_id: str | None, labels: Sequence[str] = ()) -> None:
+    async def _seen(
+        self, agent_id: str, job_id: str | None, labels: Sequence[str] | None = None
+    ) -> None:
+        """Record an agent's visit; ``labels`` None keeps the ones it claimed with."""
         now = self._clock.now_ms()
-        await self._agents.record_agent(
-            agent_id,
-            {"agent_id": agent_id, "labels": list(labels), "job_id": job_id,
-             "last_seen": format_time(now), "last_seen_ms": now},
-        )  # fmt: skip
+        info: dict[str, object] = {"agent_id": agent_id, "job_id": job_id,
+                                   "last_seen": format_time(now), "last_seen_ms": now}  # fmt: skip
+        if labels is not None:
+            info["labels"] = list(labels)
+        await self._agents.record_agent(agent_id, info)
 
     async def claim(
         self, agent_id: str, labels: Sequence[str], wait: float,
@@ -90,6 +93,9 @@ class AgentService:
             entry = await self._agents.next_entry(
                 agent_id, min(max(remaining_ms, 0), _MAX_BLOCK_MS)
             )
+            if entry is not None and await gone():
+                await self._agents.return_entry(*entry)  # nobody would run it: the next agent's
+                return None
             if entry is not None:
                 claim = await self._take(agent_id, *entry)
                 if claim is not None:
@@ -194,7 +200,9 @@ class AgentService:
         if job["started_at"]:
             fields["duration"] = round((now - parse_time_ms(job["started_at"])) / 1000, 3)
         try:
-            after = await self._store.transition(job, status, now, fields, token_hash=digest)
+            after = await self._store.transition(
+                job, status, now, fields, guard=AttemptGuard(digest)
+            )
         except TransitionConflictError:
             return None
         if job["agent_id"]:

@@ -10,11 +10,16 @@ from dataclasses import dataclass
 
 import structlog
 
-from raibid_api.errors import ServiceUnavailableError, TransitionConflictError
+from raibid_api.errors import (
+    JobNotFoundError,
+    JobTokenError,
+    ServiceUnavailableError,
+    TransitionConflictError,
+)
 from raibid_api.jobs.models import Clock, JobId, JobStatus
 from raibid_api.jobs.service import JobService
-from raibid_api.storage.agent_store import AgentStore
-from raibid_api.storage.job_store import JobStore
+from raibid_api.storage.agent_store import AgentStore, Lease
+from raibid_api.storage.job_store import AttemptGuard, JobStore
 
 _log = structlog.get_logger("raibid_api.reaper")
 AGENT_FORGET_MS = 24 * 3600 * 1000
@@ -42,32 +47,42 @@ class Reaper:
         self._limits = limits
 
     async def reap_once(self) -> int:
-        """Requeue or fail jobs whose lease ran out, fail overlong ones; return how many moved."""
+        """Requeue or fail jobs whose lease ran out, fail overlong ones; return how many moved.
+
+        Every move is guarded by the attempt the sweep saw (its job token, and for a lost agent
+        a lease that ended before now): a job requeued and claimed again meanwhile, or whose
+        agent's heartbeat just came in, is left alone.
+        """
         moved = 0
         now = self._clock.now_ms()
-        for job_id, lease_until, started_ms in await self._agents.running_leases():
+        for lease in await self._agents.running_leases():
             try:
-                if lease_until and lease_until < now:
-                    moved += await self._lost(JobId(job_id))
-                elif started_ms is not None and started_ms + self._limits.timeout_ms < now:
+                if lease.until_ms < now:
+                    moved += await self._lost(lease, now)
+                elif lease.started_ms is not None and (
+                    lease.started_ms + self._limits.timeout_ms < now
+                ):
                     await self._jobs.finish(
-                        JobId(job_id), JobStatus.FAILED, reason="timeout",
-                        expect=(JobStatus.RUNNING,),
+                        JobId(lease.job_id), JobStatus.FAILED, reason="timeout",
+                        expect=(JobStatus.RUNNING,), guard=AttemptGuard(lease.token_hash),
                     )  # fmt: skip
                     moved += 1
-            except TransitionConflictError:
-                continue  # another replica or the agent got there first
+            except (TransitionConflictError, JobTokenError, JobNotFoundError):
+                continue  # another replica, the agent or the job's end got there first
         await self._forget_agents(now)
         return moved
 
-    async def _lost(self, job_id: JobId) -> int:
+    async def _lost(self, lease: Lease, now: int) -> int:
+        job_id = JobId(lease.job_id)
         job = await self._store.get(job_id)
         if job is None or job["status"] != JobStatus.RUNNING:
             return 0
+        guard = AttemptGuard(lease.token_hash, lease_ended_by=now)
         if job["attempt"] >= self._limits.max_attempts:
             await self._jobs.finish(
-                job_id, JobStatus.FAILED, reason="agent_lost", expect=(JobStatus.RUNNING,)
-            )
+                job_id, JobStatus.FAILED, reason="agent_lost", expect=(JobStatus.RUNNING,),
+                guard=guard,
+            )  # fmt: skip
             return 1
         cleared = dict.fromkeys(
             ("agent_id", "started_at", "_started_ms", "_lease_until", "_token", "_log_count",
@@ -75,7 +90,7 @@ class Reaper:
         )  # fmt: skip
         after = await self._store.transition(
             job, JobStatus.PENDING, self._clock.now_ms(),
-            cleared | {"attempt": job["attempt"] + 1}, requeue=True,
+            cleared | {"attempt": job["attempt"] + 1}, requeue=True, guard=guard,
         )  # fmt: skip
         _log.info("requeued a job whose agent was lost", job_id=job_id, attempt=after["attempt"])
         await self._jobs.announce(after)

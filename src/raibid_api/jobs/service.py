@@ -29,7 +29,7 @@ from raibid_api.jobs.models import (
     new_job_id,
     parse_time_ms,
 )
-from raibid_api.storage.job_store import Delivery, JobStore
+from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore
 from raibid_api.storage.scripts import CreateOutcome
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -194,8 +194,12 @@ class JobService:
         reason: str | None = None,
         exit_code: int | None = None,
         expect: Sequence[JobStatus] = (JobStatus.PENDING, JobStatus.RUNNING),
+        guard: AttemptGuard | None = None,
     ) -> Job:
-        """End a job in ``target``, from whichever of ``expect`` it is in, despite races."""
+        """End a job in ``target``, from whichever of ``expect`` it is in, despite races.
+
+        With a ``guard``, only the attempt it names is ended: a conflict is final.
+        """
         for _ in range(_CONFLICT_RETRIES):
             job = await self.get(job_id)
             status = JobStatus(job["status"])
@@ -212,8 +216,10 @@ class JobService:
             if job["started_at"]:
                 fields["duration"] = round((now - parse_time_ms(job["started_at"])) / 1000, 3)
             try:
-                after = await self._store.transition(job, target, now, fields)
+                after = await self._store.transition(job, target, now, fields, guard=guard)
             except TransitionConflictError:
+                if guard is not None:
+                    raise
                 continue
             return await self.announce(after)
         raise TransitionConflictError(f"job {job_id} keeps changing; try again")

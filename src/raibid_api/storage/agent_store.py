@@ -58,6 +58,16 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """One running attempt as a sweep saw it."""
+
+    job_id: str
+    until_ms: int
+    started_ms: int | None
+    token_hash: str
+
+
+@dataclass(frozen=True)
 class QueueStats:
     """How the queue looks right now."""
 
@@ -95,6 +105,7 @@ class AgentStore:
         self._heartbeat = _script(redis, "agent_heartbeat")
         self._append = _script(redis, "agent_append_logs")
         self._mark = _script(redis, "agent_mark_completed")
+        self._return = redis.register_script(script_source("queue_return_entry"))
 
     @shielded
     async def next_entry(self, agent_id: str, block_ms: int) -> tuple[str, str] | None:
@@ -166,22 +177,32 @@ class AgentStore:
         return True
 
     @shielded
-    async def running_leases(self) -> list[tuple[str, int, int | None]]:
-        """(job id, lease end ms, start ms) of every running job."""
+    async def running_leases(self) -> list[Lease]:
+        """The lease of every running job's current attempt."""
         ids = [str(i) for i in await self._redis.zrange(self._keys.index_status("running"), 0, -1)]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hmget(self._keys.job(job_id), ["_lease_until", "_started_ms"])
+                pipe.hmget(self._keys.job(job_id), ["_lease_until", "_started_ms", "_token"])
             rows = await pipe.execute()
         return [
-            (job_id, int(lease or 0), int(started) if started else None)
-            for job_id, (lease, started) in zip(ids, rows, strict=True)
+            Lease(job_id, int(lease or 0), int(started) if started else None, str(token))
+            for job_id, (lease, started, token) in zip(ids, rows, strict=True)
+            if token
         ]
 
     @shielded
     async def record_agent(self, agent_id: str, info: dict[str, object]) -> None:
-        """Remember what an agent last said and when."""
-        await self._redis.hset(self._keys.agents, agent_id, orjson.dumps(info).decode())
+        """Remember what an agent last said and when, over what it said before."""
+        before = await self._redis.hget(self._keys.agents, agent_id)
+        merged = (orjson.loads(before) if before else {}) | info
+        await self._redis.hset(self._keys.agents, agent_id, orjson.dumps(merged).decode())
+
+    @shielded
+    async def return_entry(self, entry_id: str, job_id: str) -> None:
+        """Put a delivered entry back for another agent: same job, same attempt, fresh entry."""
+        await self._return(
+            keys=[self._keys.job(job_id), self._keys.queue], args=[entry_id, GROUP, job_id]
+        )
 
     @shielded
     async def agents(self) -> list[dict[str, object]]:

@@ -26,6 +26,14 @@ _CONTENT_RACE_RETRIES = 8
 
 
 @dataclass(frozen=True)
+class AttemptGuard:
+    """The attempt a transition is meant for: its job token, and when its lease must have ended."""
+
+    token_hash: str
+    lease_ended_by: int | None = None
+
+
+@dataclass(frozen=True)
 class Delivery:
     """The forge delivery a job came from, for redelivery dedup."""
 
@@ -120,13 +128,13 @@ class JobStore:
     @shielded
     async def transition(
         self, job: Job, target: str, now_ms: int, fields: Mapping[str, object] | None = None,
-        *, requeue: bool = False, token_hash: str = "",
+        *, requeue: bool = False, guard: AttemptGuard | None = None,
     ) -> Job:  # fmt: skip
         """Move ``job`` from the status it has in ``job`` to ``target``; return the job after it.
 
         A terminal ``target`` acks and deletes the queue entry and starts the retention clock;
-        ``requeue`` puts the job back in the queue under a fresh entry. With ``token_hash`` the
-        move happens only while that job token is the job's current one.
+        ``requeue`` puts the job back in the queue under a fresh entry. A ``guard`` makes the
+        move happen only for the attempt it names (and, if it says so, once its lease ended).
 
         Raises:
             JobNotFoundError: the job is gone.
@@ -159,7 +167,8 @@ class JobStore:
             expiry_ms=now_ms + self._retention_s * 1000,
             expiry_member=expiry_member,
             requeue_json=orjson.dumps(after).decode() if requeue else "",
-            token_hash=token_hash,
+            token_hash=guard.token_hash if guard else "",
+            lease_ended_by=guard.lease_ended_by if guard else None,
             fields=encode_update(fields or {}),
         )
         return after

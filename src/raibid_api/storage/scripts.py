@@ -109,6 +109,7 @@ class Scripts:
         expiry_member: str,
         requeue_json: str,
         token_hash: str,
+        lease_ended_by: int | None,
         fields: dict[str, str],
     ) -> str:
         """Run `job_transition.lua`; return the id of the `status` entry it wrote.
@@ -122,6 +123,7 @@ class Scripts:
         args: list[Any] = [
             expected, target, job_id, "1" if terminal else "0", retention_s, events_maxlen,
             group, expiry_ms, expiry_member, requeue_json, token_hash,
+            "" if lease_ended_by is None else lease_ended_by,
         ]  # fmt: skip
         for key, value in fields.items():
             args += [key, value]

@@ -125,12 +125,6 @@ async def test_long_poll_wakes_when_a_job_is_triggered_during_the_wait(api: Prot
     assert response.json()["job"]["id"] == job["id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: AgentService.claim takes a delivered entry without checking that the claiming "
-    "client is still there, so a job triggered while a dead long poll waits becomes running, "
-    "held by no one, until its lease runs out (and it loses an attempt)",
-)
 async def test_a_claim_whose_agent_left_leaves_the_job_to_the_next_agent(api: ProtocolApp) -> None:
     leaving = asyncio.create_task(claim_and_leave(api, "agent-gone", wait=5))
     await api.until_a_claim_waits()
@@ -189,11 +183,6 @@ async def test_agents_shows_the_last_heartbeat_and_drops_the_job_once_completed(
     assert [(a["agent_id"], a["job_id"]) for a in after] == [("agent-1", None)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: AgentService._seen is called without labels on claim/heartbeat/complete, "
-    "so the record GET /agents shows loses the labels the agent claimed with",
-)
 async def test_agents_keeps_the_labels_an_agent_claims_with_while_it_holds_a_job(
     api: ProtocolApp,
 ) -> None:

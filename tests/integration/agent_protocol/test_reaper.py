@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from raibid_api.jobs.models import Job
 from raibid_api.storage.keys import GROUP
 from tests.integration.agent_protocol.conftest import ProtocolFactory
@@ -152,12 +150,6 @@ async def test_a_job_within_the_timeout_keeps_running(start_protocol: ProtocolFa
         assert (await api.job(held.id))["status"] == "running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Reaper._lost acts on lease data read at the start of the sweep and moves the job "
-    "on a compare-and-set of status 'running' alone, so a stale sweep requeues a job another "
-    "replica requeued and an agent claimed again meanwhile, revoking the live agent's token",
-)
 async def test_a_stale_sweep_leaves_alone_a_job_requeued_and_claimed_again_meanwhile(
     api: ProtocolApp,
 ) -> None:

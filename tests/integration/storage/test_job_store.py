@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from raibid_api.errors import JobNotFoundError, TransitionConflictError
+from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
 from raibid_api.jobs.models import JobFilter, JobStatus
-from raibid_api.storage.job_store import Delivery, JobStore
+from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore
 from raibid_api.storage.keys import GROUP, Keys
 from tests.conftest import RawRedis
 from tests.factories import make_job
@@ -220,3 +220,25 @@ async def test_job_status_strings_are_lowercase(store: JobStore) -> None:
     await store.create(job, T0)
     after = await store.transition(job, JobStatus.CANCELLED.value, T0 + 1)
     assert after["status"] == "cancelled"
+
+
+async def test_guarded_transition_acts_only_on_the_attempt_it_names(
+    store: JobStore, redis: RawRedis, keys: Keys
+) -> None:
+    job = make_job(T0)
+    await store.create(job, T0)
+    running = await store.transition(
+        job, "running", T0 + 1, {"_token": "digest-1", "_lease_until": T0 + 60_000}
+    )
+    with pytest.raises(JobTokenError):
+        await store.transition(running, "failed", T0 + 2, guard=AttemptGuard("digest-0"))
+    with pytest.raises(TransitionConflictError):  # the lease has not ended by then
+        await store.transition(
+            running, "failed", T0 + 2, guard=AttemptGuard("digest-1", lease_ended_by=T0 + 2)
+        )
+    assert await redis.hget(keys.job(job["id"]), "status") == "running"
+    await store.transition(
+        running, "failed", T0 + 70_000,
+        guard=AttemptGuard("digest-1", lease_ended_by=T0 + 70_000),
+    )  # fmt: skip
+    assert await redis.hget(keys.job(job["id"]), "status") == "failed"

@@ -7,7 +7,8 @@
 -- ARGV[7] consumer group  ARGV[8] expiry score (ms)  ARGV[9] expiry member
 -- ARGV[10] Job JSON of a fresh queue entry ('' = none; a requeue)
 -- ARGV[11] sha256 of the job token the caller holds ('' = no token check)
--- ARGV[12..] field/value pairs, an empty value deletes the field
+-- ARGV[12] a time (ms) the job's lease must have ended by ('' = no lease check)
+-- ARGV[13..] field/value pairs, an empty value deletes the field
 -- returns {1, events entry id} on success, {0, current status} when the job is elsewhere,
 -- {-1} when the job does not exist, {-2} when the job token is not the job's current one
 local current = redis.call('HGET', KEYS[1], 'status')
@@ -20,10 +21,13 @@ end
 if current ~= ARGV[1] then
   return {0, current}
 end
+if ARGV[12] ~= '' and tonumber(redis.call('HGET', KEYS[1], '_lease_until') or '0') >= tonumber(ARGV[12]) then
+  return {0, current}
+end
 
 local job_id = ARGV[3]
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
-for i = 12, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
