@@ -36,7 +36,7 @@ from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
 from raibid_api.observability.requests import RequestContextMiddleware
 from raibid_api.storage.agent_store import AgentStore
-from raibid_api.storage.connection import RedisClient, create_redis
+from raibid_api.storage.connection import RedisClient, create_redis, settle_background
 from raibid_api.storage.delivery_journal import DeliveryJournalStore
 from raibid_api.storage.event_store import EventReader, EventStore
 from raibid_api.storage.job_store import JobStore
@@ -208,6 +208,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             await _stop(tasks)
     finally:
+        await settle_background()
         await redis.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

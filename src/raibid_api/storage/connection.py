@@ -39,6 +39,16 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved, so asyncio does not report it as never retrieved
 
 
+async def settle_background() -> None:
+    """Wait for the storage calls whose callers were cancelled; call it before closing a client.
+
+    Each such call ends on its own (bounded by the socket timeout); closing the client first would
+    hand its connection back to a closed pool.
+    """
+    while _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)
+
+
 def shielded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Awaitable[T]]:
     """Run a storage operation so that cancelling the caller never interrupts its Redis calls.
 

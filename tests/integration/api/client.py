@@ -72,27 +72,11 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://raibid.test") as client:
             yield client
-    await clean_up_after_shutdown(app)
 
 
 async def leftover_tasks() -> set[asyncio.Task[Any]]:
     """The tasks of this event loop still running, besides the caller."""
     return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
-
-
-async def clean_up_after_shutdown(app: FastAPI, timeout: float = 10.0) -> None:
-    """Let the Redis calls a stopped app left running end, then close their connections.
-
-    Such a call returns its connection to a pool the app already closed, and that connection's
-    ResourceWarning would fail some later test; `test_lifespan.py` pins the app leaving them.
-    """
-    pending = await leftover_tasks()
-    if pending:
-        await asyncio.wait(pending, timeout=timeout)
-    state = getattr(app.state, "raibid", None)
-    redis = state.extras.get("redis") if state is not None else None
-    if redis is not None:
-        await redis.connection_pool.disconnect()
 
 
 def running_app(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from redis.asyncio import Redis
 
 from raibid_api.app import create_app
 from raibid_api.storage.keys import GROUP, Keys
-from tests.integration.api.client import clean_up_after_shutdown, leftover_tasks
+from tests.integration.api.client import leftover_tasks
 from tests.integration.api.conftest import SettingsFactory
 
 LIFESPANS = 20
@@ -26,7 +25,6 @@ async def test_startup_creates_the_agents_group_and_the_cursor_secret(
             (GROUP, "0-0")
         ]
         assert await raw_redis.exists(keys.cursor_secret)
-    await clean_up_after_shutdown(app)
 
 
 async def test_restart_keeps_the_cursor_secret(
@@ -37,19 +35,10 @@ async def test_restart_keeps_the_cursor_secret(
         app = create_app(settings_for())
         async with app.router.lifespan_context(app):
             secrets.append(await raw_redis.get(Keys(prefix).cursor_secret))
-        await clean_up_after_shutdown(app)
     assert secrets[0] == secrets[1]
     assert secrets[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app.py _lifespan cancels the reaper and retention loops, whose storage calls "
-    "are `shielded` and so keep running detached (storage/connection.py _background); "
-    "redis.aclose() does not wait for them, so a call (typically the reaper's first "
-    "AgentStore.running_leases) is still connecting when the lifespan has ended; when the event "
-    "loop then closes, its connection leaks with a ResourceWarning ('loop is closed')",
-)
 async def test_shutdown_leaves_no_redis_call_running(
     settings_for: SettingsFactory, raw_redis: Redis
 ) -> None:
@@ -60,5 +49,4 @@ async def test_shutdown_leaves_no_redis_call_running(
         async with app.router.lifespan_context(app):
             await asyncio.sleep(0)
         left_behind += [repr(task.get_coro()) for task in await leftover_tasks()]
-        await clean_up_after_shutdown(app)
     assert left_behind == []
