@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -62,6 +63,12 @@ def parse_job_id(text: str) -> JobId:
         return JobId(str(uuid.UUID(text)))
     except ValueError:
         raise InvalidJobIdError("job id must be a UUID") from None
+
+
+def content_fingerprint(job: Job) -> str:
+    """What a job builds (repo, event, ref, commit) as a digest: equal for duplicate deliveries."""
+    what = "\x1f".join(str(job.get(key) or "") for key in ("repo", "event", "ref", "commit"))
+    return hashlib.sha256(what.encode()).hexdigest()
 
 
 def new_job_id() -> JobId:

@@ -167,11 +167,15 @@ class JobService:
         return job
 
     async def create(
-        self, job: Job, *, delivery: Delivery | None = None, content: str | None = None
+        self, job: Job, *, delivery: Delivery | None = None, coalesce: bool = False
     ) -> Created:
-        """Store ``job`` with its indexes and queue entry; a known delivery returns its job."""
+        """Store ``job`` with its indexes and queue entry; a known delivery returns its job.
+
+        With ``coalesce``, a pending or running job building the same (repo, event, ref,
+        commit) is returned instead of a new one.
+        """
         outcome: CreateOutcome = await self._store.create(
-            job, parse_time_ms(str(job["created_at"])), delivery=delivery, content=content
+            job, parse_time_ms(str(job["created_at"])), delivery=delivery, coalesce=coalesce
         )
         if outcome.duplicate is None:
             return Created(await self.announce(job))

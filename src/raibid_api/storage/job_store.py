@@ -14,15 +14,14 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 
-from raibid_api.jobs.models import Job, JobFilter, JobStatus
+from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprint
 from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
-from raibid_api.storage.scripts import ContentKeyMovedError, CreateCall, CreateOutcome, Scripts
+from raibid_api.storage.scripts import CreateCall, CreateOutcome, Scripts
 
 DELIVERY_TTL_S = 7 * 86_400
 _SEP = "\x1f"
-_CONTENT_RACE_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class JobStore:
     @shielded
     async def create(
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
-        content: str | None = None,
+        coalesce: bool = False,
     ) -> CreateOutcome:  # fmt: skip
         """Store a new job with its indexes and queue entry, in one step.
 
@@ -88,36 +87,26 @@ class JobStore:
             job: the Job JSON (without links).
             created_ms: its creation time, the score in every index.
             delivery: the forge delivery; a known one returns the job it made.
-            content: a fingerprint of what is built; while a job with the same fingerprint is
-                pending or running, that job is returned instead of a new one.
+            coalesce: coalesce on what is built (repo, event, ref, commit): while a job building
+                the same is pending or running, that job is returned instead of a new one.
         """
         job_id = str(job["id"])
-        fields = encode_fields(job) | {CREATED_MS: str(created_ms)}
-        for _ in range(_CONTENT_RACE_RETRIES):
-            named = await self._redis.get(self._keys.content(content)) if content else None
-            content_job_id = str(named) if named else None
-            call = CreateCall(
-                job_key=self._keys.job(job_id),
-                queue_key=self._keys.queue,
-                delivery_key=self._keys.delivery(delivery.forge, delivery.delivery_id)
-                if delivery
-                else None,
-                delivery_ttl=DELIVERY_TTL_S,
-                content_key=self._keys.content(content) if content else None,
-                content_ttl=self._content_ttl_s,
-                content_job_id=content_job_id,
-                content_job_key=self._keys.job(content_job_id) if content_job_id else None,
-                index_keys=self._index_keys(job),
-                job_id=job_id,
-                score=created_ms,
-                job_json=orjson.dumps(job).decode(),
-                fields=fields,
-            )
-            try:
-                return await self._scripts.create_job(call)
-            except ContentKeyMovedError:
-                continue
-        raise ContentKeyMovedError
+        call = CreateCall(
+            job_key=self._keys.job(job_id),
+            queue_key=self._keys.queue,
+            delivery_key=self._keys.delivery(delivery.forge, delivery.delivery_id)
+            if delivery
+            else None,
+            delivery_ttl=DELIVERY_TTL_S,
+            content_key=self._keys.content(content_fingerprint(job)) if coalesce else None,
+            content_ttl=self._content_ttl_s,
+            index_keys=self._index_keys(job),
+            job_id=job_id,
+            score=created_ms,
+            job_json=orjson.dumps(job).decode(),
+            fields=encode_fields(job) | {CREATED_MS: str(created_ms)},
+        )
+        return await self._scripts.create_job(call)
 
     @shielded
     async def get(self, job_id: str) -> Job | None:
@@ -156,6 +145,7 @@ class JobStore:
                 self._keys.events(job_id),
                 self._keys.queue,
                 self._keys.index_expiry,
+                self._keys.content(content_fingerprint(job)),
             ],
             job_id=job_id,
             expected=expected,

@@ -29,10 +29,6 @@ class CreateOutcome:
     duplicate: Literal["delivery", "content"] | None
 
 
-class ContentKeyMovedError(Exception):
-    """The content key changed between reading it and creating the job; read it again."""
-
-
 @dataclass(frozen=True)
 class CreateCall:
     """Every key and value `job_create.lua` takes (its header documents each)."""
@@ -43,8 +39,6 @@ class CreateCall:
     delivery_ttl: int
     content_key: str | None
     content_ttl: int
-    content_job_id: str | None
-    content_job_key: str | None
     index_keys: list[str]
     job_id: str
     score: int
@@ -61,17 +55,12 @@ class Scripts:
         self._list: AsyncScript = redis.register_script(script_source("job_list"))
 
     async def create_job(self, call: CreateCall) -> CreateOutcome:
-        """Run `job_create.lua`.
-
-        Raises:
-            ContentKeyMovedError: another delivery of the same content got there first.
-        """
+        """Run `job_create.lua`."""
         keys = [
             call.job_key,
             call.queue_key,
             call.delivery_key or call.job_key,
             call.content_key or call.job_key,
-            call.content_job_key or call.job_key,
             *call.index_keys,
         ]
         args: list[Any] = [
@@ -80,7 +69,6 @@ class Scripts:
             call.job_json,
             call.delivery_ttl if call.delivery_key else 0,
             call.content_ttl if call.content_key else 0,
-            call.content_job_id or "",
         ]
         for key, value in call.fields.items():
             args += [key, value]
@@ -90,9 +78,7 @@ class Scripts:
             return CreateOutcome(call.job_id, None)
         if code == 0:
             return CreateOutcome(str(reply[1]), "delivery")
-        if code == 2:
-            return CreateOutcome(str(reply[1]), "content")
-        raise ContentKeyMovedError
+        return CreateOutcome(str(reply[1]), "content")
 
     async def transition(
         self,

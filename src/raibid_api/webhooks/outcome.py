@@ -12,6 +12,7 @@ from typing import Literal
 
 from raibid_api.errors import NotFoundError
 from raibid_api.jobs.models import Job
+from raibid_api.jobs.models import content_fingerprint as job_content_fingerprint
 from raibid_api.webhooks.events import Ignored, IgnoreReason, WebhookEvent
 from raibid_api.webhooks.journal import Decision
 from raibid_api.webhooks.registry import ADAPTERS, WebhookAdapter
@@ -61,8 +62,9 @@ def synthetic_delivery_id(body: bytes) -> str:
 
 
 def content_fingerprint(event: WebhookEvent) -> str:
-    """The name of an event's content key: a digest of what is built (`coalesce_key`)."""
-    return hashlib.sha256("\x1f".join(event.coalesce_key).encode()).hexdigest()
+    """The name of an event's content key: the digest its job's content key is made of."""
+    repo, kind, ref, commit = event.coalesce_key
+    return job_content_fingerprint({"repo": repo, "event": kind, "ref": ref, "commit": commit})
 
 
 def job_fields(event: WebhookEvent, forge: str, delivery_id: str) -> dict[str, object]:

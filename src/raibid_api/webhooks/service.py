@@ -30,7 +30,6 @@ from raibid_api.webhooks.limits import DeliveryLimiter
 from raibid_api.webhooks.outcome import (
     IntakeResult,
     adapter_for,
-    content_fingerprint,
     decision_of,
     job_fields,
     synthetic_delivery_id,
@@ -209,7 +208,7 @@ class WebhookIntake:
                 created = await self.jobs.create(
                     job,
                     delivery=DeliveryKey(forge, delivery_id),
-                    content=content_fingerprint(event),
+                    coalesce=True,
                 )
         except TimeoutError:
             # the write may still land; a replay of the delivery then finds its delivery key

@@ -57,21 +57,32 @@ async def test_same_content_while_active_is_coalesced_and_records_the_delivery(
     store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
     first = make_job(T0)
-    await store.create(first, T0, delivery=Delivery("gitea", "d-1"), content="c1")
+    await store.create(first, T0, delivery=Delivery("gitea", "d-1"), coalesce=True)
     second = await store.create(
-        make_job(T0 + 1), T0 + 1, delivery=Delivery("gitea", "d-2"), content="c1"
+        make_job(T0 + 1), T0 + 1, delivery=Delivery("gitea", "d-2"), coalesce=True
     )
     assert (second.job_id, second.duplicate) == (first["id"], "content")
     assert await redis.get(keys.delivery("gitea", "d-2")) == first["id"]
     assert await redis.xlen(keys.queue) == 1
 
 
+async def test_ending_a_job_frees_its_content_key(
+    store: JobStore, redis: RawRedis, keys: Keys
+) -> None:
+    job = make_job(T0)
+    await store.create(job, T0, coalesce=True)
+    [content_key] = [k async for k in redis.scan_iter(match=f"{keys.prefix}:content:*")]
+    assert await redis.get(content_key) == job["id"]
+    await store.transition(job, "cancelled", T0 + 10)
+    assert await redis.exists(content_key) == 0
+
+
 async def test_same_content_after_the_job_ended_builds_again(store: JobStore) -> None:
     first = make_job(T0)
-    await store.create(first, T0, content="c1")
+    await store.create(first, T0, coalesce=True)
     await store.transition(first, "cancelled", T0 + 10)
     second = make_job(T0 + 20)
-    outcome = await store.create(second, T0 + 20, content="c1")
+    outcome = await store.create(second, T0 + 20, coalesce=True)
     assert (outcome.job_id, outcome.duplicate) == (second["id"], None)
 
 

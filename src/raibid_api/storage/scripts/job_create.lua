@@ -1,12 +1,13 @@
 -- Create a job: its hash, its indexes and its queue entry, and claim its delivery and content keys,
 -- all or nothing.
 -- KEYS[1] job hash  KEYS[2] queue stream  KEYS[3] delivery key  KEYS[4] content key
--- KEYS[5] hash of the active job the content key named (KEYS[1] when none)  KEYS[6..] index sets
+-- KEYS[5..] index sets
 -- ARGV[1] job id  ARGV[2] creation score (ms)  ARGV[3] Job JSON for the queue entry
--- ARGV[4] delivery key TTL (s), 0 = no delivery key  ARGV[5] content key TTL (s), 0 = no content key
--- ARGV[6] id the content key named ('' when none)  ARGV[7..] job hash field/value pairs
+-- ARGV[4] delivery key TTL (s), 0 = no delivery key  ARGV[5] content key TTL (s), 0 = no content
+-- key  ARGV[6..] job hash field/value pairs
 -- returns {1, queue entry id} when created, {0, job id} for a known delivery,
--- {2, job id} for content already being built, {3} when the content key moved since it was read
+-- {2, job id} for content a pending or running job is already building (its content key lives
+-- exactly as long as that job is active: job_transition.lua deletes it when the job ends)
 local job_id = ARGV[1]
 local delivery_ttl = tonumber(ARGV[4])
 local content_ttl = tonumber(ARGV[5])
@@ -19,18 +20,12 @@ if delivery_ttl > 0 then
 end
 
 if content_ttl > 0 then
-  local named = redis.call('GET', KEYS[4]) or ''
-  if named ~= ARGV[6] then
-    return {3}
-  end
-  if named ~= '' then
-    local status = redis.call('HGET', KEYS[5], 'status')
-    if status == 'pending' or status == 'running' then
-      if delivery_ttl > 0 then
-        redis.call('SET', KEYS[3], named, 'EX', delivery_ttl)
-      end
-      return {2, named}
+  local active = redis.call('GET', KEYS[4])
+  if active then
+    if delivery_ttl > 0 then
+      redis.call('SET', KEYS[3], active, 'EX', delivery_ttl)
     end
+    return {2, active}
   end
   redis.call('SET', KEYS[4], job_id, 'EX', content_ttl)
 end
@@ -40,12 +35,12 @@ if delivery_ttl > 0 then
 end
 
 local fields = {}
-for i = 7, #ARGV do
+for i = 6, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 local score = tonumber(ARGV[2])
-for i = 6, #KEYS do
+for i = 5, #KEYS do
   redis.call('ZADD', KEYS[i], score, job_id)
 end
 local entry = redis.call('XADD', KEYS[2], '*', 'job_id', job_id, 'job', ARGV[3])

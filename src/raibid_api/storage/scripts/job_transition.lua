@@ -2,6 +2,7 @@
 -- indexes, the queue entry, the retention TTLs and a `status` entry in the job's event stream.
 -- KEYS[1] job hash  KEYS[2] index of the old status  KEYS[3] index of the new status
 -- KEYS[4] job events stream  KEYS[5] queue stream  KEYS[6] expiry index
+-- KEYS[7] the content key of what the job builds (deleted when the job ends, if it is the job's)
 -- ARGV[1] status the caller expects to leave  ARGV[2] new status  ARGV[3] job id
 -- ARGV[4] '1' when the new status is terminal  ARGV[5] retention (s)  ARGV[6] events MAXLEN
 -- ARGV[7] consumer group  ARGV[8] expiry score (ms)  ARGV[9] expiry member
@@ -66,6 +67,9 @@ local event = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[6]), '*',
   unpack(public))
 
 if terminal then
+  if redis.call('GET', KEYS[7]) == job_id then
+    redis.call('DEL', KEYS[7])
+  end
   local retention = tonumber(ARGV[5])
   redis.call('EXPIRE', KEYS[1], retention)
   redis.call('EXPIRE', KEYS[4], retention)
