@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from raibid_api.webhooks.body import DeliveryBody, read_body
 from raibid_api.webhooks.events import ForgeName, Ignored, WebhookEvent, ignore_event
 from raibid_api.webhooks.fields import JSONObject, optional_login
-from raibid_api.webhooks.headers import Headers, first_header, read_delivery_id
+from raibid_api.webhooks.headers import HeaderReading, Headers, first_header
 from raibid_api.webhooks.payloads import parse_pull_request, parse_push
 from raibid_api.webhooks.signatures import (
     SecretValue,
@@ -46,7 +45,7 @@ def commits_complete(payload: JSONObject) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class GiteaAdapter:
+class GiteaAdapter(HeaderReading):
     """A forge speaking Gitea's webhook format; the header names say which forge it is.
 
     Attributes:
@@ -64,18 +63,6 @@ class GiteaAdapter:
     event_headers: tuple[str, ...] = ("x-gitea-event-type", "x-gitea-event")
     signature_headers: tuple[str, ...] = ("x-gitea-signature",)
     form_signs_payload: bool = True
-
-    def delivery_id(self, headers: Headers) -> str | None:
-        """The delivery UUID (a replay from Gitea's UI gets a new one over the same body)."""
-        return read_delivery_id(headers, self.delivery_headers)
-
-    def event_type(self, headers: Headers) -> str | None:
-        """The exact event type, e.g. ``pull_request_sync``."""
-        return first_header(headers, self.event_headers)
-
-    def read_body(self, content_type: str | None, body: bytes) -> DeliveryBody:
-        """The JSON payload and the signed bytes (the decoded ``payload`` of form deliveries)."""
-        return read_body(content_type, body, form_signs_payload=self.form_signs_payload)
 
     def verify(
         self,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from raibid_api.webhooks.body import DeliveryBody, read_body
 from raibid_api.webhooks.events import ForgeName, Ignored, WebhookEvent, ignore_event
 from raibid_api.webhooks.fields import JSONObject, optional_login, optional_object, optional_str
-from raibid_api.webhooks.headers import Headers, first_header, read_delivery_id
+from raibid_api.webhooks.headers import HeaderReading, Headers
 from raibid_api.webhooks.payloads import parse_pull_request, parse_push
 from raibid_api.webhooks.signatures import (
     SecretValue,
@@ -49,7 +48,7 @@ def _pusher(payload: JSONObject) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class GitHubAdapter:
+class GitHubAdapter(HeaderReading):
     """GitHub webhooks: ``X-GitHub-Event`` routing and ``X-Hub-Signature-256`` over the raw body."""
 
     name: ForgeName = "github"
@@ -57,18 +56,6 @@ class GitHubAdapter:
     event_headers: tuple[str, ...] = (EVENT_HEADER,)
     signature_headers: tuple[str, ...] = (SIGNATURE_HEADER,)
     form_signs_payload: bool = False
-
-    def delivery_id(self, headers: Headers) -> str | None:
-        """The delivery GUID."""
-        return read_delivery_id(headers, self.delivery_headers)
-
-    def event_type(self, headers: Headers) -> str | None:
-        """The event name; the sub-kind is the payload's ``action``."""
-        return first_header(headers, self.event_headers)
-
-    def read_body(self, content_type: str | None, body: bytes) -> DeliveryBody:
-        """The JSON payload and the signed bytes (always the body as received)."""
-        return read_body(content_type, body, form_signs_payload=self.form_signs_payload)
 
     def verify(
         self,

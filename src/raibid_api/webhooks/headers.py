@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from raibid_api.errors import InvalidWebhookError
+from raibid_api.webhooks.body import DeliveryBody, read_body
 
 Headers = Mapping[str, str]
 """Request headers, names lower-cased."""
@@ -39,3 +40,27 @@ def read_delivery_id(headers: Headers, names: Iterable[str]) -> str | None:
     if value is not None and _DELIVERY_ID.fullmatch(value) is None:
         raise InvalidWebhookError("the webhook delivery id header is malformed")
     return value
+
+
+class HeaderReading:
+    """What every adapter reads the same way, from the header names it declares.
+
+    A mixin for the adapter dataclasses, which set the three fields it uses.
+    """
+
+    __slots__ = ()
+    delivery_headers: tuple[str, ...]
+    event_headers: tuple[str, ...]
+    form_signs_payload: bool
+
+    def delivery_id(self, headers: Headers) -> str | None:
+        """The delivery id (a forge's UI replay of a delivery gets a new one)."""
+        return read_delivery_id(headers, self.delivery_headers)
+
+    def event_type(self, headers: Headers) -> str | None:
+        """The exact event type (Gitea: e.g. ``pull_request_sync``; GitHub: the event name)."""
+        return first_header(headers, self.event_headers)
+
+    def read_body(self, content_type: str | None, body: bytes) -> DeliveryBody:
+        """The JSON payload and the bytes the forge signed."""
+        return read_body(content_type, body, form_signs_payload=self.form_signs_payload)
