@@ -328,6 +328,13 @@ def _measure(
         ),
         (
             "list",
+            f"GET {worst} (busiest), alone: 5 req/s on 1 connection",
+            "rate",
+            targets[:2],
+            constant_rate([worst], 5.0, d, connections=1),
+        ),
+        (
+            "list",
             f"GET /jobs?status&repo (mix), {wrk_list}",
             "closed",
             targets[:2],

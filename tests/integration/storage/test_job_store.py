@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
-from raibid_api.jobs.models import JobFilter, JobStatus
+from raibid_api.jobs.models import JobEvent, JobFilter, JobStatus
 from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore
 from raibid_api.storage.keys import GROUP, Keys
 from tests.conftest import RawRedis
@@ -253,3 +253,14 @@ async def test_guarded_transition_acts_only_on_the_attempt_it_names(
         guard=AttemptGuard("digest-1", lease_ended_by=T0 + 70_000),
     )  # fmt: skip
     assert await redis.hget(keys.job(job["id"]), "status") == "failed"
+
+
+async def test_list_since_with_several_filters_counts_only_the_range(store: JobStore) -> None:
+    for i in range(10):
+        job = make_job(T0 + i * 1000, repo="acme/a" if i % 2 else "acme/b")
+        await store.create(job, T0 + i * 1000)
+    total, page = await store.list_page(
+        JobFilter(repo="acme/a", event=JobEvent.PUSH, since_ms=T0 + 5000), None, 10
+    )
+    assert total == 3
+    assert [score for _, score in page] == [T0 + 9000, T0 + 7000, T0 + 5000]
