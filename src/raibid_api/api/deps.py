@@ -30,20 +30,29 @@ class AppState:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def app_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
     """The state of the application serving ``request``."""
     state: AppState = request.app.state.raibid
     return state
 
 
-def job_service(request: Request) -> JobService:
+# Dependencies are coroutines: FastAPI runs a plain `def` dependency in a thread pool, a hop
+# that cost more than the whole request it served.
+
+
+async def app_state(request: Request) -> AppState:
+    """The state of the application serving ``request``."""
+    return state_of(request)
+
+
+async def job_service(request: Request) -> JobService:
     """The job service."""
-    return app_state(request).jobs
+    return state_of(request).jobs
 
 
 def _scope_dependency(scope: str) -> Any:
-    def check(request: Request) -> Principal:
-        return app_state(request).tokens.authorize(request.headers.get("authorization"), scope)
+    async def check(request: Request) -> Principal:
+        return state_of(request).tokens.authorize(request.headers.get("authorization"), scope)
 
     check.__name__ = f"require_{scope}"
     return Depends(check)

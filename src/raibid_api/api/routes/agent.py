@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import AgentPrincipal, ReadPrincipal, app_state
+from raibid_api.api.deps import AgentPrincipal, ReadPrincipal, state_of
 from raibid_api.api.schemas import (
     AgentOut,
     ClaimIn,
@@ -30,12 +30,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def agent_service(request: Request) -> AgentService:
+async def agent_service(request: Request) -> AgentService:
     """The agent service."""
-    return app_state(request).agents
+    return state_of(request).agents
 
 
-def job_token(request: Request) -> str:
+async def job_token(request: Request) -> str:
     """The job token a job call carries as its bearer credential."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from raibid_api.api.deps import JobServiceDep, ReadPrincipal, app_state
+from raibid_api.api.deps import JobServiceDep, ReadPrincipal, state_of
 from raibid_api.api.schemas import ErrorOut, LogEntryOut
 from raibid_api.jobs.models import parse_job_id
 from raibid_api.logs.entries import log_text, render_entry
@@ -58,10 +58,10 @@ async def read_logs(
     if EVENT_STREAM in request.headers.get("accept", ""):
         after = parse_last_event_id(last_event_id_header, last_event_id)
         job = await jobs.get(parse_job_id(job_id))
-        stream = app_state(request).live_logs.stream(job, after)
+        stream = state_of(request).live_logs.stream(job, after)
         return StreamingResponse(stream, media_type=EVENT_STREAM, headers=SSE_HEADERS)
     job = await jobs.get(parse_job_id(job_id))
-    events = app_state(request).events
+    events = state_of(request).events
     if tail is not None:
         entries = await events.read_last(job["id"], tail)
     else:

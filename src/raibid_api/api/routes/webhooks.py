@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from raibid_api.api.deps import ReadPrincipal, WritePrincipal, app_state
+from raibid_api.api.deps import ReadPrincipal, WritePrincipal, state_of
 from raibid_api.api.schemas import ErrorOut
 from raibid_api.errors import PayloadTooLargeError
 from raibid_api.webhooks.explain import explain_delivery
@@ -46,7 +46,7 @@ _DELIVERY_BODY: dict[str, Any] = {
 
 async def webhook_intake(request: Request) -> WebhookIntake:
     """The webhook intake of the app serving ``request`` (async: no thread-pool hop)."""
-    intake: WebhookIntake = app_state(request).extras[INTAKE]
+    intake: WebhookIntake = state_of(request).extras[INTAKE]
     return intake
 
 
