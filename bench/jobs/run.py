@@ -294,6 +294,7 @@ def _measure(
     found: list[Measurement] = []
     d, rounds = options.duration, options.rounds
     worst = worst_list_path(seeded)
+    mix = list_paths(seeded, rng)
     wrk_get = f"closed loop (wrk -t1 -c{options.connections})"
     wrk_list = f"closed loop (wrk -t1 -c{options.list_connections})"
     at_list = f"at {options.list_rate:.0f} req/s (constant rate)"
@@ -317,7 +318,7 @@ def _measure(
             f"GET /jobs?status&repo (mix) {at_list}",
             "rate",
             targets[:2],
-            constant_rate(list_paths(seeded, rng), options.list_rate, d),
+            constant_rate(mix, options.list_rate, d),
         ),
         (
             "list",
@@ -338,7 +339,7 @@ def _measure(
             f"GET /jobs?status&repo (mix), {wrk_list}",
             "closed",
             targets[:2],
-            closed_loop(list_paths(seeded, rng), d, options.list_connections),
+            closed_loop(mix, d, options.list_connections),
         ),
     ]
     for phase, title, kind, chosen, measure in plan:
