@@ -53,6 +53,20 @@ async def redis(redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Redis
     await client.aclose()
 
 
+@pytest.fixture
+async def raw_redis(redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Redis]:
+    """A byte-level client of the test server; every key of this test is deleted afterwards.
+
+    It matches ``<prefix>*`` rather than ``<prefix>:*`` so that a second deployment a test runs
+    under ``<prefix>-other`` is cleaned up too.
+    """
+    client = Redis.from_url(redis_server.url)
+    yield client
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
 def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     """Poll ``check`` until it holds, failing after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

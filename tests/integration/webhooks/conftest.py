@@ -74,16 +74,6 @@ async def serving(
 
 
 @pytest.fixture
-async def raw_redis(redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[Redis]:
-    """A byte-level client of the test server; the test's keys are deleted afterwards."""
-    client = Redis.from_url(redis_server.url)
-    yield client
-    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        await client.delete(key)
-    await client.aclose()
-
-
-@pytest.fixture
 async def client(
     settings_for: SettingsFactory, raw_redis: Redis
 ) -> AsyncIterator[httpx.AsyncClient]:
