@@ -223,6 +223,8 @@ def create_app(settings: Settings) -> FastAPI:
         "live logs out. Every error answers `{error, message, request_id}`.",
         lifespan=_lifespan,
         default_response_class=ORJSONResponse,
+        # no OpenTelemetry here: it probed for global providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_error_handlers(app)

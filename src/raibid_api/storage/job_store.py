@@ -70,6 +70,7 @@ class JobStore:
             self._keys.index_all,
             self._keys.index_status(str(job["status"])),
             self._keys.index_repo(str(job["repo"])),
+            self._keys.index_status_repo(str(job["status"]), str(job["repo"])),
             self._keys.index_event(str(job["event"])),
         ]
         if job.get("branch"):
@@ -146,6 +147,8 @@ class JobStore:
                 self._keys.queue,
                 self._keys.index_expiry,
                 self._keys.content(content_fingerprint(job)),
+                self._keys.index_status_repo(expected, str(job["repo"])),
+                self._keys.index_status_repo(target, str(job["repo"])),
             ],
             job_id=job_id,
             expected=expected,
@@ -175,9 +178,11 @@ class JobStore:
             limit: how many to return at most.
         """
         indexes = []
-        if flt.status is not None:
+        if flt.status is not None and flt.repo is not None:
+            indexes.append(self._keys.index_status_repo(flt.status, flt.repo))
+        elif flt.status is not None:
             indexes.append(self._keys.index_status(flt.status))
-        if flt.repo is not None:
+        elif flt.repo is not None:
             indexes.append(self._keys.index_repo(flt.repo))
         if flt.branch is not None:
             indexes.append(self._keys.index_branch(flt.branch))
@@ -220,6 +225,7 @@ class JobStore:
                     self._keys.index_all,
                     self._keys.index_status(status),
                     self._keys.index_repo(repo),
+                    self._keys.index_status_repo(status, repo),
                     self._keys.index_event(event),
                     *([self._keys.index_branch(branch)] if branch else []),
                 ):

@@ -37,6 +37,10 @@ class Keys:
         """Sorted set; a job is in exactly one of these."""
         return f"{self.prefix}:index:status:{status}"
 
+    def index_status_repo(self, status: str, repo: str) -> str:
+        """Sorted set; the jobs of one repo in one status (the common `GET /jobs` filter)."""
+        return f"{self.prefix}:index:status-repo:{status}:{repo}"
+
     def index_repo(self, repo: str) -> str:
         """Sorted set, per owner/name."""
         return f"{self.prefix}:index:repo:{repo}"

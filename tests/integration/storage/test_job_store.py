@@ -264,3 +264,22 @@ async def test_list_since_with_several_filters_counts_only_the_range(store: JobS
     )
     assert total == 3
     assert [score for _, score in page] == [T0 + 9000, T0 + 7000, T0 + 5000]
+
+
+async def test_status_and_repo_index_follows_the_job(
+    store: JobStore, redis: RawRedis, keys: Keys
+) -> None:
+    job = make_job(T0)
+    await store.create(job, T0)
+    pending = keys.index_status_repo("pending", "acme/widgets")
+    cancelled = keys.index_status_repo("cancelled", "acme/widgets")
+    assert await redis.zscore(pending, job["id"]) == T0
+    await store.transition(job, "cancelled", T0 + 1)
+    assert await redis.zscore(pending, job["id"]) is None
+    assert await redis.zscore(cancelled, job["id"]) == T0
+    total, page = await store.list_page(
+        JobFilter(status=JobStatus.CANCELLED, repo="acme/widgets"), None, 10
+    )
+    assert (total, [listed["id"] for listed, _ in page]) == (1, [job["id"]])
+    await store.prune_expired(T0 + 120_000)
+    assert await redis.zcard(cancelled) == 0

@@ -3,6 +3,7 @@
 -- KEYS[1] job hash  KEYS[2] index of the old status  KEYS[3] index of the new status
 -- KEYS[4] job events stream  KEYS[5] queue stream  KEYS[6] expiry index
 -- KEYS[7] the content key of what the job builds (deleted when the job ends, if it is the job's)
+-- KEYS[8] index of the old status in the job's repo  KEYS[9] index of the new status in its repo
 -- ARGV[1] status the caller expects to leave  ARGV[2] new status  ARGV[3] job id
 -- ARGV[4] '1' when the new status is terminal  ARGV[5] retention (s)  ARGV[6] events MAXLEN
 -- ARGV[7] consumer group  ARGV[8] expiry score (ms)  ARGV[9] expiry member
@@ -39,6 +40,8 @@ end
 local score = redis.call('HGET', KEYS[1], '_created_ms')
 redis.call('ZREM', KEYS[2], job_id)
 redis.call('ZADD', KEYS[3], score, job_id)
+redis.call('ZREM', KEYS[8], job_id)
+redis.call('ZADD', KEYS[9], score, job_id)
 
 local terminal = ARGV[4] == '1'
 local requeue = ARGV[10] ~= ''
