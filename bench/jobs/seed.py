@@ -20,6 +20,7 @@ from redis import Redis
 
 from raibid_api.jobs.models import Job, format_time
 from raibid_api.storage.codec import CREATED_MS, QUEUE_ENTRY, encode_fields
+from raibid_api.storage.job_store import index_keys
 from raibid_api.storage.keys import GROUP, Keys
 
 STATUS_WEIGHTS = {"success": 75.0, "failed": 18.0, "cancelled": 5.0, "pending": 1.5, "running": 0.5}
@@ -148,18 +149,6 @@ class _Maker:
         return finished
 
 
-def _index_keys(keys: Keys, job: Job) -> list[str]:
-    found = [
-        keys.index_all,
-        keys.index_status(str(job["status"])),
-        keys.index_repo(str(job["repo"])),
-        keys.index_event(str(job["event"])),
-    ]
-    if job.get("branch"):
-        found.append(keys.index_branch(str(job["branch"])))
-    return found
-
-
 def _batches(items: Sequence[Made]) -> Iterator[Sequence[Made]]:
     for start in range(0, len(items), BATCH):
         yield items[start : start + BATCH]
@@ -176,7 +165,7 @@ def _write_records(
             fields = encode_fields(job) | private
             pipe.hset(hash_key, items=[part for pair in fields.items() for part in pair])
             score = int(private[CREATED_MS])
-            for index in _index_keys(keys, job):
+            for index in index_keys(keys, job):
                 pipe.zadd(index, {job_id: score})
             if finished is not None:
                 expires = finished + shape.retention_s * 1000

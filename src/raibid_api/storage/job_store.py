@@ -24,6 +24,20 @@ DELIVERY_TTL_S = 7 * 86_400
 _SEP = "\x1f"
 
 
+def index_keys(keys: Keys, job: Mapping[str, object]) -> list[str]:
+    """Every index set a job is in while it has its current status."""
+    found = [
+        keys.index_all,
+        keys.index_status(str(job["status"])),
+        keys.index_repo(str(job["repo"])),
+        keys.index_status_repo(str(job["status"]), str(job["repo"])),
+        keys.index_event(str(job["event"])),
+    ]
+    if job.get("branch"):
+        found.append(keys.index_branch(str(job["branch"])))
+    return found
+
+
 @dataclass(frozen=True)
 class AttemptGuard:
     """The attempt a transition is meant for: its job token, and when its lease must have ended."""
@@ -65,18 +79,6 @@ class JobStore:
         if not any(g["name"] == GROUP for g in groups):
             await self._redis.xgroup_create(self._keys.queue, GROUP, id="0", mkstream=True)
 
-    def _index_keys(self, job: Mapping[str, object]) -> list[str]:
-        keys = [
-            self._keys.index_all,
-            self._keys.index_status(str(job["status"])),
-            self._keys.index_repo(str(job["repo"])),
-            self._keys.index_status_repo(str(job["status"]), str(job["repo"])),
-            self._keys.index_event(str(job["event"])),
-        ]
-        if job.get("branch"):
-            keys.append(self._keys.index_branch(str(job["branch"])))
-        return keys
-
     @shielded
     async def create(
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
@@ -101,7 +103,7 @@ class JobStore:
             delivery_ttl=DELIVERY_TTL_S,
             content_key=self._keys.content(content_fingerprint(job)) if coalesce else None,
             content_ttl=self._content_ttl_s,
-            index_keys=self._index_keys(job),
+            index_keys=index_keys(self._keys, job),
             job_id=job_id,
             score=created_ms,
             job_json=orjson.dumps(job).decode(),
