@@ -318,7 +318,7 @@ async def test_body_of_exactly_the_limit_is_read(client: httpx.AsyncClient) -> N
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        pytest.param("PUT", "/jobs/{pending}", {"GET"}, id="job"),
+        pytest.param("PUT", "/jobs/{pending}", {"GET", "HEAD"}, id="job"),
         pytest.param("GET", "/jobs/{pending}/cancel", {"POST"}, id="cancel"),
         pytest.param("DELETE", "/jobs", {"GET", "POST"}, id="jobs"),
     ],
