@@ -52,8 +52,10 @@ check: test ## everything CI runs
 audit: $(INSTALLED) ## pip-audit over the locked dependencies (needs the PyPI vulnerability API)
 	$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements.lock
 
-bench: $(INSTALLED) ## run the benchmarks (see docs/benchmarks.md)
-	$(BIN)/python -m bench.run
+bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchmarks.md)
+	$(BIN)/python -m bench.jobs.run
+	$(BIN)/python -m bench.agents.run
+	$(BIN)/python -m bench.webhooks.run
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
 	$(BIN)/raibid-api openapi > docs/openapi.json
