@@ -23,6 +23,7 @@ from tests.integration.api.client import (
     PUBLIC_URL,
     READ,
     WRITE,
+    assert_error,
     trigger_body,
 )
 from tests.integration.api.conftest import LogEvents
@@ -517,3 +518,29 @@ async def test_ready_answers_200_while_redis_answers(client: httpx.AsyncClient) 
     response = await client.get("/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {"redis": "ok"}}
+
+
+async def test_head_of_a_job_answers_its_headers_without_a_body(client: httpx.AsyncClient) -> None:
+    job = (await client.post("/jobs", headers=WRITE, json=trigger_body())).json()
+    got = await client.get(f"/jobs/{job['id']}", headers=READ)
+
+    head = await client.head(f"/jobs/{job['id']}", headers=READ)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("base", ["", "/api"])
+async def test_reading_a_job_refuses_like_every_other_route(
+    client: httpx.AsyncClient, base: str
+) -> None:
+    unknown = await client.get(f"{base}/jobs/{uuid.uuid4()}", headers=READ)
+    malformed = await client.get(f"{base}/jobs/not-a-uuid", headers=READ)
+    anonymous = await client.get(f"{base}/jobs/{uuid.uuid4()}")
+
+    assert_error(unknown, 404, "job_not_found")
+    assert_error(malformed, 400, "invalid_job_id")
+    assert_error(anonymous, 401, "unauthenticated")
+    assert anonymous.headers["www-authenticate"] == "Bearer"
