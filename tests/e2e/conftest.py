@@ -114,6 +114,30 @@ def write_config(folder: Path, port: int, data_dir: Path) -> Path:
 ServerFactory = Callable[[Path], Server]
 
 
+def launch_server(folder: Path, config: Path, port: int) -> Server:
+    """`python -m raibid_api serve --config <config>` in ``folder``, once it answers /health.
+
+    Its output goes to ``server-<port>.log`` in ``folder``; stopping it is the caller's part.
+    """
+    log = folder / f"server-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "raibid_api", "serve", "--config", str(config)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+            cwd=folder,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        eventually(lambda: answers_health(server), START_TIMEOUT, "the server to answer /health")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return server
+
+
 def raibid_api(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed `raibid-api` console script with ``args``."""
     script = Path(sys.executable).with_name("raibid-api")
@@ -143,19 +167,8 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
 
     def start(data_dir: Path) -> Server:
         port = free_port()
-        config = write_config(tmp_path, port, data_dir)
-        log = tmp_path / f"server-{port}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "raibid_api", "serve", "--config", str(config)],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env=clean_env(),
-                cwd=tmp_path,
-            )
-        server = Server(process, f"http://127.0.0.1:{port}", log)
+        server = launch_server(tmp_path, write_config(tmp_path, port, data_dir), port)
         started.append(server)
-        eventually(lambda: answers_health(server), START_TIMEOUT, "the server to answer /health")
         return server
 
     yield start

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +9,7 @@ import pytest
 import yaml
 
 from raibid_api.embedded import free_port
-from tests.conftest import eventually
-from tests.e2e.conftest import START_TIMEOUT, Server, answers_health, clean_env
+from tests.e2e.conftest import Server, launch_server
 
 OPERATOR_TOKEN = "e2e-operator-token-0123456789"
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -36,20 +33,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-            cwd=tmp_path,
-        )
-    running = Server(process, f"http://127.0.0.1:{port}", log)
+    running = launch_server(tmp_path, path, port)
     try:
-        eventually(lambda: answers_health(running), START_TIMEOUT, "the server to answer /health")
         yield running
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()

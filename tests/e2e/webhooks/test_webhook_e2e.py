@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import yaml
 
 from raibid_api.embedded import free_port
 from tests.conftest import eventually
-from tests.e2e.conftest import READ, READ_TOKEN, clean_env
+from tests.e2e.conftest import READ, READ_TOKEN, launch_server
 from tests.unit.webhooks.webhook_samples import SECRET, fixture_delivery
 
 pytestmark = pytest.mark.e2e
@@ -49,17 +48,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=clean_env(),
-            cwd=tmp_path,
-        )
+    launched = launch_server(tmp_path, path, port)
+    process = launched.process
     try:
-        eventually(lambda: answers_ready(process, base_url, log), START_TIMEOUT, "/ready")
+        eventually(lambda: answers_ready(process, base_url, launched.log), START_TIMEOUT, "/ready")
         yield base_url
     finally:
         process.terminate()
