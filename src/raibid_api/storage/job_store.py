@@ -10,6 +10,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -115,7 +116,7 @@ class JobStore:
     async def get(self, job_id: str) -> Job | None:
         """The job, or None when there is no such job."""
         fields = await self._redis.hgetall(self._keys.job(job_id))
-        return decode_job(_text_map(fields)) if fields else None
+        return decode_job(_as_text(fields)) if fields else None
 
     @shielded
     async def transition(
@@ -203,7 +204,7 @@ class JobStore:
                 pipe.hgetall(self._keys.job(job_id))
             records = await pipe.execute()
         jobs = [
-            (decode_job(_text_map(fields)), score)
+            (decode_job(_as_text(fields)), score)
             for fields, (_, score) in zip(records, page, strict=True)
             if fields
         ]
@@ -250,5 +251,6 @@ class JobStore:
         return str(value).encode()
 
 
-def _text_map(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
-    return {str(key): str(value) for key, value in fields.items()}
+def _as_text(fields: object) -> dict[str, str]:
+    # the client decodes replies (decode_responses=True); only redis-py's annotations say bytes
+    return cast("dict[str, str]", fields)
