@@ -43,7 +43,6 @@ from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
 from raibid_api.storage.rate_limit import RateLimitStore
-from raibid_api.storage.supersede_store import SupersedeStore
 from raibid_api.webhooks.journal import DeliveryJournal
 from raibid_api.webhooks.limits import DeliveryLimiter
 from raibid_api.webhooks.replay import REPLAY_INTERVAL_S, SpoolReplayer
@@ -120,7 +119,7 @@ def _add_webhook_intake(state: AppState) -> None:
         spool.open()
     intake = WebhookIntake(
         hooks, state.jobs, journal=DeliveryJournal(journal, clock), limiter=limiter,
-        lookup=journal, auto_cancel=AutoCancel(state.jobs, SupersedeStore(redis, keys), hooks),
+        lookup=journal, auto_cancel=AutoCancel(state.jobs, state.extras["store"], hooks),
         spool=spool, clock=clock,
     )  # fmt: skip
     state.extras[webhooks.INTAKE] = intake

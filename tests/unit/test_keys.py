@@ -8,7 +8,7 @@ from raibid_api.storage.keys import Keys
 
 
 def every_key(keys: Keys) -> list[str]:
-    found = []
+    found: list[str] = []
     for name, member in inspect.getmembers(type(keys)):
         if name.startswith("_"):
             continue
@@ -16,7 +16,8 @@ def every_key(keys: Keys) -> list[str]:
             found.append(getattr(keys, name))
         elif callable(member):
             arity = len(inspect.signature(member).parameters) - 1
-            found.append(getattr(keys, name)(*(["x"] * arity)))
+            made = getattr(keys, name)(*(["x"] * arity))
+            found.extend(made if isinstance(made, list) else [made])  # templates come as a list
     return found
 
 

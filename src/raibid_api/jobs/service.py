@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -12,6 +13,7 @@ import orjson
 from raibid_api.errors import (
     InvalidInputError,
     JobNotFoundError,
+    RateLimitedError,
     TransitionConflictError,
 )
 from raibid_api.jobs.cursor import CursorCodec
@@ -29,8 +31,8 @@ from raibid_api.jobs.models import (
     new_job_id,
     parse_time_ms,
 )
-from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore
-from raibid_api.storage.scripts import CreateOutcome
+from raibid_api.storage.codec import decode_job
+from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore, RateLimit, Supersession
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 COMMIT_PATTERN = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -53,10 +55,18 @@ class ManualTrigger:
 
 @dataclass(frozen=True)
 class Created:
-    """A job made (or found already made) from a request."""
+    """A job made (or found already made) from a request, and what its creation did besides.
+
+    Attributes:
+        job: the job made or found, with its links.
+        duplicate: ``delivery`` or ``content`` for a job found rather than made.
+        superseded: a job the new one supersedes that is left to the caller to end (running,
+            or too old to be ended in the same step).
+    """
 
     job: Job
-    duplicate: str | None = None
+    duplicate: Literal["delivery", "content"] | None = None
+    superseded: JobId | None = None
 
 
 class JobService:
@@ -151,8 +161,7 @@ class JobService:
             event=JobEvent.MANUAL,
             pusher=request.requested_by,
         )
-        created = await self.create(job)
-        return created.job
+        return (await self.create(job)).job
 
     def new_job(self, **fields: object) -> Job:
         """A pending job with a fresh id, stamped now; ``fields`` fill in the rest."""
@@ -167,19 +176,36 @@ class JobService:
         return job
 
     async def create(
-        self, job: Job, *, delivery: Delivery | None = None, coalesce: bool = False
-    ) -> Created:
-        """Store ``job`` with its indexes and queue entry; a known delivery returns its job.
+        self, job: Job, *, delivery: Delivery | None = None, coalesce: bool = False,
+        limit: RateLimit | None = None, supersede: Supersession | None = None,
+    ) -> Created:  # fmt: skip
+        """Store ``job`` with its indexes and queue entry, in one step (see `JobStore.create`).
 
-        With ``coalesce``, a pending or running job building the same (repo, event, ref,
-        commit) is returned instead of a new one.
+        A known ``delivery`` returns its job; with ``coalesce``, a pending or running job
+        building the same (repo, event, ref, commit) is returned instead of a new one; ``limit``
+        may refuse it; with ``supersede`` the pending job it supersedes is cancelled. The
+        listeners hear of the new job and of the job it cancelled.
+
+        Raises:
+            RateLimitedError: ``limit`` refused the request; nothing was written.
         """
-        outcome: CreateOutcome = await self._store.create(
-            job, parse_time_ms(str(job["created_at"])), delivery=delivery, coalesce=coalesce
-        )
-        if outcome.duplicate is None:
-            return Created(await self.announce(job))
-        return Created(await self.get(JobId(outcome.job_id)), outcome.duplicate)
+        outcome = await self._store.create(
+            job, parse_time_ms(str(job["created_at"])), delivery=delivery, coalesce=coalesce,
+            limit=limit, supersede=supersede,
+        )  # fmt: skip
+        if outcome.limited is not None:
+            assert limit is not None  # noqa: S101  (only a limited create is refused)
+            refusal = outcome.limited
+            raise RateLimitedError.per_minute(
+                limit.what, refusal.scope, limit.per_minute, refusal.retry_after_ms
+            )
+        if outcome.duplicate is not None:
+            return Created(await self.get(JobId(outcome.job_id)), outcome.duplicate)
+        created = await self.announce(job)
+        if outcome.cancelled is not None:
+            await self.announce(decode_job(outcome.cancelled))
+        superseded = JobId(outcome.superseded) if outcome.superseded else None
+        return Created(created, superseded=superseded)
 
     async def cancel(self, job_id: JobId, reason: str = "cancelled") -> Job:
         """Cancel a pending or running job (a running job's agent learns it on its heartbeat).

@@ -1,13 +1,22 @@
-"""Structured logging: JSON in production, readable console in development, secrets redacted."""
+"""Structured logging: JSON in production, readable console in development, secrets redacted.
+
+The server's own log calls go through structlog's native path (a level-filtering bound logger
+that renders with orjson and writes the line itself): the standard library's logging machinery
+cost several times the rendering on the request path. Third-party loggers (uvicorn's) still go
+through the standard library, rendered by the same processors, so every line looks alike.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
+import orjson
 import structlog
 
 _SENSITIVE_KEY = re.compile(
@@ -42,7 +51,7 @@ class SecretRedactor:
         return text
 
     def _redact(self, key: str, value: Any) -> Any:
-        if _SENSITIVE_KEY.search(key) and value is not None:
+        if value is not None and _is_sensitive(key):
             return REDACTED
         if isinstance(value, str):
             return self.redact_text(value)
@@ -59,6 +68,49 @@ class SecretRedactor:
         for key, value in list(event_dict.items()):
             event_dict[key] = self._redact(key, value)
         return event_dict
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_sensitive(key: str) -> bool:
+    # the same few keys come back on every line; the pattern runs once for each
+    return _SENSITIVE_KEY.search(key) is not None
+
+
+class NamedLineLogger:
+    """The logger the native path writes through: one rendered line per call, under a lock.
+
+    It carries the name it was asked for, so `structlog.stdlib.add_logger_name` works for it as
+    for a standard library logger.
+    """
+
+    def __init__(self, name: str, stream: TextIO, lock: threading.Lock) -> None:
+        self.name = name
+        self._stream = stream
+        self._lock = lock
+
+    def msg(self, line: str) -> None:
+        """Write one rendered line."""
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = log = msg
+
+
+class NamedLineLoggerFactory:
+    """Makes a `NamedLineLogger` per ``structlog.get_logger(name)``, all sharing one stream."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> NamedLineLogger:
+        """The logger for ``get_logger(name)`` (an unnamed one for ``get_logger()``)."""
+        return NamedLineLogger(str(args[0]) if args else "", self._stream, self._lock)
+
+
+def _orjson_text(value: Any, **kwargs: Any) -> str:
+    return orjson.dumps(value, default=kwargs.get("default") or str).decode()
 
 
 def configure_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
@@ -79,19 +131,15 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None
         SecretRedactor(secrets),
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_text)
         if as_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        # drop events below the level first, before any processor spends time on them
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=NamedLineLoggerFactory(sys.stderr),
+        # drops events below the level before any processor spends time on them
+        wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -12,12 +12,11 @@ from typing import cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from raibid_api.errors import ConflictError, JobNotFoundError, JobTokenError
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
-from raibid_api.storage.scripts import script_source
+from raibid_api.storage.scripts import register
 
 
 class LeaseExpiredError(JobTokenError):
@@ -76,11 +75,6 @@ class QueueStats:
     oldest_pending_ms: int | None
 
 
-def _script(redis: Redis, name: str) -> AsyncScript:
-    # Lua has no includes: the token checks every agent script shares are prepended to it
-    return redis.register_script(script_source("agent_prelude") + script_source(name))
-
-
 def _refuse(code: int, job_id: str, reply: Sequence[object]) -> None:
     if code == -1:
         raise JobNotFoundError(job_id)
@@ -102,10 +96,11 @@ class AgentStore:
         self._redis = redis
         self._keys = keys
         self._events_maxlen = events_maxlen
-        self._heartbeat = _script(redis, "agent_heartbeat")
-        self._append = _script(redis, "agent_append_logs")
-        self._mark = _script(redis, "agent_mark_completed")
-        self._return = redis.register_script(script_source("queue_return_entry"))
+        # the token checks every agent script shares come with each (`scripts.LIBRARIES`)
+        self._heartbeat = register(redis, "agent_heartbeat")
+        self._append = register(redis, "agent_append_logs")
+        self._mark = register(redis, "agent_mark_completed")
+        self._return = register(redis, "queue_return_entry")
 
     @shielded
     async def next_entry(self, agent_id: str, block_ms: int) -> tuple[str, str] | None:

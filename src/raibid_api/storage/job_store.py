@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import orjson
 from redis.asyncio import Redis
 
-from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprint
+from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprint, format_time
 from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.scripts import CreateCall, CreateOutcome, Scripts
 
 DELIVERY_TTL_S = 7 * 86_400
+LATEST_TTL_S = 7 * 86_400
 _SEP = "\x1f"
 
 
@@ -55,6 +56,29 @@ class Delivery:
     delivery_id: str
 
 
+RATE_WINDOW_MS = 60_000
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Counts a request against each subject's sliding one-minute log, unless one is full."""
+
+    what: str
+    """What is counted, for the refusal's message (``webhook deliveries``)."""
+    subjects: Sequence[tuple[str, str]]
+    """``(scope, subject)`` pairs, e.g. ``("source", "10.0.0.1")``."""
+    per_minute: int
+
+
+@dataclass(frozen=True)
+class Supersession:
+    """A new job's line of work (its repo's branch or pull request), and how it ends the last."""
+
+    repo: str
+    line: str
+    reason: str
+
+
 class JobStore:
     """Reads and atomic writes of job records."""
 
@@ -83,9 +107,10 @@ class JobStore:
     @shielded
     async def create(
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
-        coalesce: bool = False,
+        coalesce: bool = False, limit: RateLimit | None = None,
+        supersede: Supersession | None = None,
     ) -> CreateOutcome:  # fmt: skip
-        """Store a new job with its indexes and queue entry, in one step.
+        """Store a new job with its indexes and queue entry, in one step (`job_create.lua`).
 
         Args:
             job: the Job JSON (without links).
@@ -93,7 +118,12 @@ class JobStore:
             delivery: the forge delivery; a known one returns the job it made.
             coalesce: coalesce on what is built (repo, event, ref, commit): while a job building
                 the same is pending or running, that job is returned instead of a new one.
+            limit: count the request against these sliding windows; a full one writes nothing.
+            supersede: make the job its line's newest and end the pending job it supersedes
+                (at ``created_ms``, also the time the rate limits count).
         """
+        subjects = limit.subjects if limit else []
+        limit_keys = [self._keys.rate_limit(scope, subject) for scope, subject in subjects]
         job_id = str(job["id"])
         call = CreateCall(
             job_key=self._keys.job(job_id),
@@ -101,16 +131,41 @@ class JobStore:
             delivery_key=self._keys.delivery(delivery.forge, delivery.delivery_id)
             if delivery
             else None,
-            delivery_ttl=DELIVERY_TTL_S,
             content_key=self._keys.content(content_fingerprint(job)) if coalesce else None,
-            content_ttl=self._content_ttl_s,
+            line_key=self._keys.latest_job(supersede.repo, supersede.line) if supersede else "",
+            expiry_key=self._keys.index_expiry,
+            rate_limit_keys=limit_keys,
+            rate_limit_scopes=[scope for scope, _ in subjects],
             index_keys=index_keys(self._keys, job),
-            job_id=job_id,
-            score=created_ms,
-            job_json=orjson.dumps(job).decode(),
+            args=[
+                job_id,
+                created_ms,
+                orjson.dumps(job).decode(),
+                DELIVERY_TTL_S if delivery else 0,
+                self._content_ttl_s if coalesce else 0,
+                limit.per_minute if limit else 0,
+                created_ms,
+                RATE_WINDOW_MS,
+                len(limit_keys),
+                LATEST_TTL_S if supersede else 0,
+                format_time(created_ms),
+                supersede.reason if supersede else "",
+                self._retention_s,
+                self._events_maxlen,
+                GROUP,
+                created_ms + self._retention_s * 1000,
+                _SEP,
+                *self._keys.job_templates(),
+            ],
             fields=encode_fields(job) | {CREATED_MS: str(created_ms)},
         )
         return await self._scripts.create_job(call)
+
+    @shielded
+    async def latest_job(self, repo: str, line: str) -> str | None:
+        """The newest webhook job of a line of work, without changing anything."""
+        value = await self._redis.get(self._keys.latest_job(repo, line))
+        return str(value).partition(" ")[2] if value else None
 
     @shielded
     async def get(self, job_id: str) -> Job | None:

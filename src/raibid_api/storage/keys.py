@@ -53,6 +53,15 @@ class Keys:
         """Sorted set, per event kind."""
         return f"{self.prefix}:index:event:{event}"
 
+    def job_templates(self) -> list[str]:
+        """Key templates for a script that learns a job's id itself.
+
+        Byte 1 stands for the job id (or the status), byte 2 for the repo: the job hash, its
+        events, a status index, a status index of a repo.
+        """
+        return [self.job("\x01"), self.events("\x01"), self.index_status("\x01"),
+                self.index_status_repo("\x01", "\x02")]  # fmt: skip
+
     @property
     def index_expiry(self) -> str:
         """Sorted set of ended jobs scored by when they expire (ms)."""

@@ -14,27 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from importlib import resources
 from typing import Any, Literal
 
 import orjson
 import structlog
-from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from raibid_api.storage.connection import RedisClient, shielded
 from raibid_api.storage.keys import Keys
+from raibid_api.storage.scripts import register
 
 STATUS_GROUP = "raibid-status"  # the status workers' consumer group on the outbox stream
 _log = structlog.get_logger("raibid_api.outbox")
 
 EnqueueMode = Literal["change", "final", "resend"]
 Outcome = Literal["sent", "dropped", "retry", "gave_up"]
-
-
-def _script(redis: RedisClient, name: str) -> AsyncScript:
-    source = resources.files("raibid_api.storage").joinpath("scripts", f"{name}.lua").read_text()
-    return redis.register_script(source)
 
 
 @dataclass(frozen=True)
@@ -117,11 +111,11 @@ class StatusOutbox:
         self._group = STATUS_GROUP
         self.consumer = consumer
         self._record_ttl_s = record_ttl_s
-        self._enqueue = _script(redis, "outbox_enqueue")
-        self._begin = _script(redis, "outbox_begin")
-        self._settle = _script(redis, "outbox_settle")
-        self._promote = _script(redis, "outbox_promote")
-        self._claim_unreported = _script(redis, "outbox_claim_unreported")
+        self._enqueue = register(redis, "outbox_enqueue")
+        self._begin = register(redis, "outbox_begin")
+        self._settle = register(redis, "outbox_settle")
+        self._promote = register(redis, "outbox_promote")
+        self._claim_unreported = register(redis, "outbox_claim_unreported")
 
     @shielded
     async def ensure_group(self) -> None:

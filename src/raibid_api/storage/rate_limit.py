@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import Keys
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request over its limit: which subject refused it and when that subject has room."""
-
-    scope: str
-    retry_after_ms: int
+from raibid_api.storage.scripts import Refusal, register
 
 
 class RateLimitStore:
     """Counts requests per (scope, subject) over a sliding window of ``window_ms``."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
-        source = resources.files("raibid_api.storage").joinpath("scripts", "rate_limit_hit.lua")
-        self._hit: AsyncScript = redis.register_script(source.read_text())
+        self._hit = register(redis, "rate_limit_hit")
         self._redis = redis
         self._keys = keys
 

@@ -15,70 +15,121 @@ from redis.commands.core import AsyncScript
 
 from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
 
+# Lua has no includes: a script that calls a library's functions is loaded with the library's
+# text in front of its own, in this order.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "job_create": ("lib_args", "lib_rate_limit", "lib_job_transition"),
+    "job_transition": ("lib_args", "lib_job_transition"),
+    "rate_limit_hit": ("lib_rate_limit",),
+    "agent_heartbeat": ("agent_prelude",),
+    "agent_append_logs": ("agent_prelude",),
+    "agent_mark_completed": ("agent_prelude",),
+}
+
+
+def _file(name: str) -> str:
+    return resources.files("raibid_api.storage").joinpath("scripts", f"{name}.lua").read_text()
+
 
 def script_source(name: str) -> str:
-    """The text of ``storage/scripts/<name>.lua``."""
-    return resources.files("raibid_api.storage").joinpath("scripts", f"{name}.lua").read_text()
+    """The text of ``storage/scripts/<name>.lua``, after the libraries it calls."""
+    return "\n".join([*map(_file, LIBRARIES.get(name, ())), _file(name)])
+
+
+def register(redis: Redis, name: str) -> AsyncScript:
+    """Register the script ``name`` (with its libraries) on ``redis``."""
+    return redis.register_script(script_source(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request over its limit: which subject refused it and when that subject has room."""
+
+    scope: str
+    retry_after_ms: int
 
 
 @dataclass(frozen=True)
 class CreateOutcome:
-    """What `job_create.lua` did: made ``job_id``, or found it already there."""
+    """What `job_create.lua` did.
+
+    Attributes:
+        job_id: the job made, or found (``duplicate``); the new job's id when ``limited``.
+        duplicate: ``delivery`` or ``content``, for a job found rather than made.
+        limited: the rate limit that refused the request: nothing was written.
+        superseded: the job the new job superseded and the script left to the caller (running,
+            or without a named content key), else ``None``.
+        cancelled: the public fields of the job the script cancelled as superseded, else ``None``.
+    """
 
     job_id: str
-    duplicate: Literal["delivery", "content"] | None
+    duplicate: Literal["delivery", "content"] | None = None
+    limited: Refusal | None = None
+    superseded: str | None = None
+    cancelled: dict[str, str] | None = None
+
+    @property
+    def created(self) -> bool:
+        """Whether the job was made."""
+        return self.duplicate is None and self.limited is None
 
 
 @dataclass(frozen=True)
 class CreateCall:
-    """Every key and value `job_create.lua` takes (its header documents each)."""
+    """Every key and value `job_create.lua` takes (its header documents each).
+
+    ``line_key`` empty: the job supersedes nothing; ``rate_limit_keys`` empty: not limited.
+    """
 
     job_key: str
     queue_key: str
     delivery_key: str | None
-    delivery_ttl: int
     content_key: str | None
-    content_ttl: int
+    line_key: str
+    expiry_key: str
+    rate_limit_keys: list[str]
+    rate_limit_scopes: list[str]
     index_keys: list[str]
-    job_id: str
-    score: int
-    job_json: str
+    args: list[Any]
+    """ARGV[1..21] of the script's header; the hash fields (ARGV[22..]) come from ``fields``."""
     fields: dict[str, str]
+
+
+_DUPLICATES: dict[int, Literal["delivery", "content"]] = {0: "delivery", 2: "content"}
 
 
 class Scripts:
     """The registered scripts of one Redis client."""
 
     def __init__(self, redis: Redis) -> None:
-        self._create: AsyncScript = redis.register_script(script_source("job_create"))
-        self._transition: AsyncScript = redis.register_script(script_source("job_transition"))
-        self._list: AsyncScript = redis.register_script(script_source("job_list"))
+        self._create = register(redis, "job_create")
+        self._transition = register(redis, "job_transition")
+        self._list = register(redis, "job_list")
 
     async def create_job(self, call: CreateCall) -> CreateOutcome:
         """Run `job_create.lua`."""
         keys = [
-            call.job_key,
-            call.queue_key,
-            call.delivery_key or call.job_key,
-            call.content_key or call.job_key,
-            *call.index_keys,
-        ]
-        args: list[Any] = [
-            call.job_id,
-            call.score,
-            call.job_json,
-            call.delivery_ttl if call.delivery_key else 0,
-            call.content_ttl if call.content_key else 0,
-        ]
+            call.job_key, call.queue_key, call.delivery_key or call.job_key,
+            call.content_key or call.job_key, call.line_key or call.job_key, call.expiry_key,
+            *call.rate_limit_keys, *call.index_keys,
+        ]  # fmt: skip
+        args = list(call.args)
         for key, value in call.fields.items():
             args += [key, value]
         reply = await self._create(keys=keys, args=args)
+        job_id = str(call.args[0])
         code = int(reply[0])
-        if code == 1:
-            return CreateOutcome(call.job_id, None)
-        if code == 0:
-            return CreateOutcome(str(reply[1]), "delivery")
-        return CreateOutcome(str(reply[1]), "content")
+        if code == 3:
+            scope = call.rate_limit_scopes[int(reply[1]) - 1]
+            return CreateOutcome(job_id, limited=Refusal(scope, int(reply[2])))
+        if code != 1:
+            return CreateOutcome(str(reply[1]), duplicate=_DUPLICATES[code])
+        if len(reply) == 5:
+            flat = reply[4]
+            cancelled = {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+            return CreateOutcome(job_id, cancelled=cancelled)
+        superseded = str(reply[2]) if len(reply) > 2 and reply[2] else None
+        return CreateOutcome(job_id, superseded=superseded)
 
     async def transition(
         self,

@@ -2,14 +2,15 @@
 
 Both limits are ``webhooks.rate_limit_per_minute``. The source is counted for every delivery,
 the repository only once the delivery is authenticated, so that nobody can spend a repository's
-budget with unsigned requests naming it. When Redis does not answer, the limits are not
-enforced: a delivery is never refused for want of a counter.
+budget with unsigned requests naming it. A delivery that makes a job is counted in the same
+Redis step that stores the job (`for_job`); every other one through `DeliveryLimiter.admit`.
+When Redis does not answer, the limits are not enforced: a delivery is never refused for want
+of a counter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
@@ -17,8 +18,9 @@ import structlog
 
 from raibid_api.errors import RateLimitedError, ServiceUnavailableError
 from raibid_api.jobs.models import Clock
+from raibid_api.storage.job_store import RATE_WINDOW_MS, RateLimit
 
-WINDOW_MS = 60_000
+WHAT = "webhook deliveries"
 # The counters must not hold a delivery up for long when Redis is slow; past this, let it in.
 _DEADLINE_S = 0.5
 _log = structlog.get_logger("raibid_api.webhooks")
@@ -53,6 +55,10 @@ class CounterStore(Protocol):
         ...
 
 
+def _subjects(source: str, repo: str | None) -> list[tuple[str, str]]:
+    return [("source", source)] + ([("repo", repo)] if repo is not None else [])
+
+
 _Waiter = tuple[list[tuple[str, str]], "asyncio.Future[LimitRefusal | None]"]
 
 
@@ -70,13 +76,17 @@ class DeliveryLimiter:
         self._queue: list[_Waiter] = []
         self._sender: asyncio.Task[None] | None = None
 
+    def for_job(self, source: str, repo: str) -> RateLimit:
+        """The limits the job-creating step counts an authenticated delivery against."""
+        return RateLimit(WHAT, _subjects(source, repo), self._per_minute)
+
     async def admit(self, source: str, repo: str | None) -> None:
         """Count a delivery from ``source`` (and for ``repo``, when known).
 
         Raises:
             RateLimitedError: the source or the repository is at its limit for this minute.
         """
-        subjects = [("source", source)] + ([("repo", repo)] if repo is not None else [])
+        subjects = _subjects(source, repo)
         waiter: asyncio.Future[LimitRefusal | None] = asyncio.get_running_loop().create_future()
         self._queue.append((subjects, waiter))
         if self._sender is None:
@@ -89,10 +99,8 @@ class DeliveryLimiter:
             _log.warning("webhook rate limit not checked", reason=type(exc).__name__)
             return
         if refusal is not None:
-            raise RateLimitedError(
-                f"too many webhook deliveries for this {refusal.scope}; "
-                f"the limit is {self._per_minute} a minute",
-                retry_after=max(1, math.ceil(refusal.retry_after_ms / 1000)),
+            raise RateLimitedError.per_minute(
+                WHAT, refusal.scope, self._per_minute, refusal.retry_after_ms
             )
 
     async def _send(self) -> None:
@@ -108,7 +116,7 @@ class DeliveryLimiter:
             refusals = await self._store.hit_many(
                 [subjects for subjects, _ in batch],
                 limit=self._per_minute,
-                window_ms=WINDOW_MS,
+                window_ms=RATE_WINDOW_MS,
                 now_ms=self._clock.now_ms(),
             )
         except Exception as exc:  # every waiter must hear of it, whatever it is

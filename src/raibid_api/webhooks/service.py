@@ -1,10 +1,11 @@
 """WebhookIntake: one delivery in, a job stored exactly once (or a spooled delivery) out.
 
-The order of one delivery: verify and parse it (pure, `intake.read_delivery`), count it against
-the rate limits, store the job in one atomic step (job, indexes, queue entry, delivery key,
-content key: `JobService.create`), answer, and around that journal it and cancel what the new
-job supersedes. The answer goes out only after the job is in Redis, or after the delivery is
-on disk in the spool when Redis does not answer in time.
+The order of one delivery: verify and parse it (pure, `intake.read_delivery`), then in one
+atomic Redis step count it against the rate limits, store its job (job, indexes, queue entry,
+delivery key, content key) and cancel the pending job it supersedes (`JobService.create`),
+answer, and journal it. A delivery that makes no job is only counted. The answer goes out only
+after the job is in Redis, or after the delivery is on disk in the spool when Redis does not
+answer in time.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import structlog
 
 from raibid_api.config import WebhookSettings
 from raibid_api.errors import RaibidError, RateLimitedError, ServiceUnavailableError
-from raibid_api.jobs.models import Clock, format_time
+from raibid_api.jobs.models import Clock, JobId, format_time
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.job_store import Delivery as DeliveryKey
+from raibid_api.storage.job_store import RateLimit
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
 from raibid_api.webhooks.intake import Delivery, read_delivery
@@ -107,12 +109,17 @@ class WebhookIntake:
         arrival = Arrival(forge, source, self._clock.now_ms(), time.perf_counter())
         try:
             delivery = read_delivery(adapter, headers, body, self.settings)
-            await self._limiter.admit(source, delivery.repo)
+            if isinstance(delivery.outcome, Ignored):
+                # a delivery that makes a job is counted in the step that stores it
+                await self._limiter.admit(source, delivery.repo)
         except RaibidError as exc:
             raise await self._refused(arrival, adapter, headers, exc) from exc
         if delivery.delivery_id is None:
             delivery = replace(delivery, delivery_id=synthetic_delivery_id(body))
-        result = await self._handle(delivery, arrival)
+        try:
+            result = await self._handle(delivery, arrival)
+        except RateLimitedError as exc:
+            raise await self._refused(arrival, adapter, headers, exc) from exc
         if result.outcome != "spooled":
             self.record(arrival, delivery.event_type, delivery.signature.value, result)
         return result
@@ -169,8 +176,9 @@ class WebhookIntake:
             return IntakeResult(
                 "ignored", delivery.delivery_id, ignored=outcome, repo=delivery.repo
             )
+        limit = self._limiter.for_job(arrival.source, outcome.repo)
         try:
-            return await self.store(delivery.forge, delivery.delivery_id, outcome)
+            return await self.store(delivery.forge, delivery.delivery_id, outcome, limit)
         except ServiceUnavailableError as exc:
             _log.warning("redis away; spooling the webhook delivery", reason=exc.message)
         spooled = SpooledDelivery(
@@ -196,10 +204,19 @@ class WebhookIntake:
         if not written:
             raise ServiceUnavailableError("Redis is unavailable and the webhook spool is full")
 
-    async def store(self, forge: str, delivery_id: str, event: WebhookEvent) -> IntakeResult:
-        """Create the job of ``event`` exactly once, then cancel what it supersedes.
+    async def store(
+        self, forge: str, delivery_id: str, event: WebhookEvent, limit: RateLimit | None = None
+    ) -> IntakeResult:
+        """Create the job of ``event`` exactly once, cancelling what it supersedes.
+
+        Args:
+            forge: the forge the delivery came from.
+            delivery_id: its delivery id.
+            event: what it builds.
+            limit: the rate limits to count it against (none for a spooled delivery's replay).
 
         Raises:
+            RateLimitedError: ``limit`` refused it; nothing was written.
             ServiceUnavailableError: Redis did not store the job within `STORE_DEADLINE_S`.
         """
         job = self.jobs.new_job(**job_fields(event, forge, delivery_id))
@@ -209,20 +226,22 @@ class WebhookIntake:
                     job,
                     delivery=DeliveryKey(forge, delivery_id),
                     coalesce=True,
+                    limit=limit,
+                    supersede=self.auto_cancel.line_of(event),
                 )
         except TimeoutError:
             # the write may still land; a replay of the delivery then finds its delivery key
             raise ServiceUnavailableError("Redis did not store the job in time") from None
         if created.duplicate is not None:
-            duplicate: Literal["delivery", "content"] = (
-                "delivery" if created.duplicate == "delivery" else "content"
+            return IntakeResult(
+                "duplicate", delivery_id, created.job, created.duplicate, repo=event.repo
             )
-            return IntakeResult("duplicate", delivery_id, created.job, duplicate, repo=event.repo)
-        try:
-            await self.auto_cancel.cancel_superseded(event, created.job)
-        except ServiceUnavailableError as exc:
-            # the job is stored: answer for it; the older jobs merely build in vain
-            _log.warning("superseded jobs not cancelled", reason=exc.message)
+        if created.superseded is not None:
+            try:
+                await self.auto_cancel.cancel(created.superseded, JobId(str(job["id"])))
+            except ServiceUnavailableError as exc:
+                # the job is stored: answer for it; the older job merely builds in vain
+                _log.warning("superseded job not cancelled", reason=exc.message)
         return IntakeResult("created", delivery_id, created.job, repo=event.repo)
 
     def record(

@@ -3,7 +3,9 @@
 Each line of work (a repository's branch, or its pull request) has one newest webhook job. A new
 job takes that place and cancels the job it replaces, with reason ``superseded``, when it is
 still pending (or running too, with ``webhooks.auto_cancel_running``). So every job of a line but
-the newest is cancelled by its successor, at the cost of one O(1) Redis step per delivery.
+the newest is cancelled by its successor. Taking the place and cancelling a pending job happen
+in the Redis step that creates the new job (`Supersession`); a running job is cancelled after
+it, here (`cancel`).
 
 Tags never supersede. Branches matching ``auto_cancel_exempt`` (e.g. ``main``, whose every
 commit should be built) keep their jobs; pull requests are told apart by number, so the
@@ -22,8 +24,9 @@ import structlog
 
 from raibid_api.config import WebhookSettings
 from raibid_api.errors import JobNotFoundError, TransitionConflictError
-from raibid_api.jobs.models import Job, JobId, JobStatus, parse_time_ms
+from raibid_api.jobs.models import JobId, JobStatus
 from raibid_api.jobs.service import JobService
+from raibid_api.storage.job_store import Supersession
 from raibid_api.webhooks.events import WebhookEvent
 from raibid_api.webhooks.rules import is_auto_cancel_exempt
 
@@ -32,13 +35,9 @@ _log = structlog.get_logger("raibid_api.webhooks")
 
 
 class LatestJobs(Protocol):
-    """The newest job of each line of work (`raibid_api.storage.supersede_store`)."""
+    """The newest job of each line of work (`raibid_api.storage.job_store.JobStore`)."""
 
-    def claim(self, repo: str, line: str, job_id: str, created_ms: int) -> Awaitable[str | None]:
-        """Make ``job_id`` the newest; return the job it supersedes (maybe itself), if any."""
-        ...
-
-    def latest(self, repo: str, line: str) -> Awaitable[str | None]:
+    def latest_job(self, repo: str, line: str) -> Awaitable[str | None]:
         """The newest job of the line."""
         ...
 
@@ -58,20 +57,20 @@ class AutoCancel:
             return (JobStatus.PENDING, JobStatus.RUNNING)
         return (JobStatus.PENDING,)
 
-    def line_of(self, event: WebhookEvent) -> tuple[str, str] | None:
-        """``(repo, line)`` of the line of work ``event`` supersedes in, or ``None``."""
+    def line_of(self, event: WebhookEvent) -> Supersession | None:
+        """The line of work a job made from ``event`` supersedes in, or ``None``."""
         key = event.supersede_key
         if not self._settings.auto_cancel or key is None:
             return None
         repo, kind, name = key
         if kind == "branch" and is_auto_cancel_exempt(event.branch, self._settings, repo):
             return None
-        return repo, f"{kind}:{name}"
+        return Supersession(repo, f"{kind}:{name}", SUPERSEDED)
 
     async def superseded(self, event: WebhookEvent) -> list[str]:
         """The job a new job made now from ``event`` would cancel (read only)."""
         line = self.line_of(event)
-        latest = await self._latest.latest(*line) if line is not None else None
+        latest = await self._latest.latest_job(line.repo, line.line) if line is not None else None
         if latest is None:
             return []
         try:
@@ -80,28 +79,22 @@ class AutoCancel:
             return []
         return [latest] if JobStatus(job["status"]) in self.statuses else []
 
-    async def cancel_superseded(self, event: WebhookEvent, job: Job) -> list[JobId]:
-        """Make ``job`` (made from ``event``) its line's newest; cancel the job it supersedes.
+    async def cancel(self, superseded: JobId, by: JobId) -> bool:
+        """Cancel ``superseded`` (left by the create step: running, or older) if it may be.
 
         Returns:
-            the id cancelled, if any: none when that job has ended or vanished meanwhile.
+            whether it was cancelled: not when it has ended meanwhile, vanished, or is running
+            and ``auto_cancel_running`` is off.
 
         Raises:
             ServiceUnavailableError: Redis does not answer; the new job exists already, so the
                 caller reports it and moves on.
         """
-        line = self.line_of(event)
-        if line is None:
-            return []
-        created_ms = parse_time_ms(str(job["created_at"]))
-        other = await self._latest.claim(*line, str(job["id"]), created_ms)
-        if other is None:
-            return []
         try:
             await self._jobs.finish(
-                JobId(other), JobStatus.CANCELLED, reason=SUPERSEDED, expect=self.statuses
+                superseded, JobStatus.CANCELLED, reason=SUPERSEDED, expect=self.statuses
             )
         except (TransitionConflictError, JobNotFoundError):
-            return []
-        _log.info("superseded job cancelled", by=job["id"], cancelled=other)
-        return [JobId(other)]
+            return False
+        _log.debug("superseded running job cancelled", by=by, cancelled=superseded)
+        return True

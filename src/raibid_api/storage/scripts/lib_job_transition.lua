@@ -1,0 +1,84 @@
+-- Library (prepended to job_transition.lua and job_create.lua): move a job from the status
+-- the caller expects to leave to a new one: the hash, the status indexes, the queue entry, the
+-- retention TTLs and a `status` entry in the job's event stream.
+-- k.job  hash   k.old_status / k.new_status  index of the old / new status
+-- k.events  the job's event stream   k.queue  queue stream   k.expiry  expiry index
+-- k.content  the content key of what the job builds (deleted when the job ends, if it is the
+-- job's)   k.old_status_repo / k.new_status_repo  index of the old / new status in its repo
+-- a.expected  status the caller expects to leave   a.target  new status   a.job_id
+-- a.terminal  the new status is terminal   a.retention (s)   a.events_maxlen
+-- a.group  consumer group   a.expiry_ms  expiry score   a.expiry_member
+-- a.requeue_json  Job JSON of a fresh queue entry ('' = none; a requeue)
+-- a.token_hash  sha256 of the job token the caller holds ('' = no token check)
+-- a.lease_ended_by  a time (ms) the job's lease must have ended by ('' = no lease check)
+-- a.fields  field/value pairs, flat; an empty value deletes the field
+-- returns {1, events entry id, the job's public fields after, flat} on success,
+-- {0, current status} when the job is elsewhere, {-1} when the job does not exist,
+-- {-2} when the job token is not the job's current one
+local function transition_job(k, a)
+  local current = redis.call('HGET', k.job, 'status')
+  if not current then
+    return {-1}
+  end
+  if a.token_hash ~= '' and redis.call('HGET', k.job, '_token') ~= a.token_hash then
+    return {-2}
+  end
+  if current ~= a.expected then
+    return {0, current}
+  end
+  if a.lease_ended_by ~= '' and
+      tonumber(redis.call('HGET', k.job, '_lease_until') or '0') >= tonumber(a.lease_ended_by) then
+    return {0, current}
+  end
+
+  local job_id = a.job_id
+  redis.call('HSET', k.job, 'status', a.target)
+  for i = 1, #a.fields, 2 do
+    if a.fields[i + 1] == '' then
+      redis.call('HDEL', k.job, a.fields[i])
+    else
+      redis.call('HSET', k.job, a.fields[i], a.fields[i + 1])
+    end
+  end
+
+  local score = redis.call('HGET', k.job, '_created_ms')
+  redis.call('ZREM', k.old_status, job_id)
+  redis.call('ZADD', k.new_status, score, job_id)
+  redis.call('ZREM', k.old_status_repo, job_id)
+  redis.call('ZADD', k.new_status_repo, score, job_id)
+
+  local requeue = a.requeue_json ~= ''
+  if a.terminal or requeue then
+    local entry = redis.call('HGET', k.job, '_entry')
+    if entry then
+      redis.call('XACK', k.queue, a.group, entry)
+      redis.call('XDEL', k.queue, entry)
+      redis.call('HDEL', k.job, '_entry')
+    end
+  end
+  if requeue then
+    local entry = redis.call('XADD', k.queue, '*', 'job_id', job_id, 'job', a.requeue_json)
+    redis.call('HSET', k.job, '_entry', entry)
+  end
+
+  local public = {}
+  local flat = redis.call('HGETALL', k.job)
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, 1) ~= '_' then
+      public[#public + 1] = flat[i]
+      public[#public + 1] = flat[i + 1]
+    end
+  end
+  local event = redis.call('XADD', k.events, 'MAXLEN', '~', a.events_maxlen, '*', 'type',
+    'status', unpack(public))
+
+  if a.terminal then
+    if redis.call('GET', k.content) == job_id then
+      redis.call('DEL', k.content)
+    end
+    redis.call('EXPIRE', k.job, a.retention)
+    redis.call('EXPIRE', k.events, a.retention)
+    redis.call('ZADD', k.expiry, a.expiry_ms, a.expiry_member)
+  end
+  return {1, event, public}
+end
