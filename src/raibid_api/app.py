@@ -227,7 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.router.routes[:0] = jobs.HOT_ROUTES
+    app.router.routes[:0] = [*jobs.HOT_ROUTES, *webhooks.HOT_ROUTES]
     app.include_router(health.router)
     for router in API_ROUTERS:
         app.include_router(router)

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NewType, Protocol
 
@@ -84,8 +84,8 @@ def job_links(public_url: str, job_id: str) -> dict[str, str]:
 
 def format_time(ms: int) -> str:
     """RFC 3339 UTC with milliseconds, as every timestamp in the API is written."""
-    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # time.strftime over gmtime: half the cost of a datetime, on every job and journal entry
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def parse_time_ms(text: str) -> int:

@@ -104,13 +104,15 @@ class JobStore:
         if not any(g["name"] == GROUP for g in groups):
             await self._redis.xgroup_create(self._keys.queue, GROUP, id="0", mkstream=True)
 
-    @shielded
     async def create(
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
         coalesce: bool = False, limit: RateLimit | None = None,
         supersede: Supersession | None = None,
     ) -> CreateOutcome:  # fmt: skip
         """Store a new job with its indexes and queue entry, in one step (`job_create.lua`).
+
+        Not `shielded`: the call runs in a `ScriptBatcher`'s task, which a caller's
+        cancellation does not reach.
 
         Args:
             job: the Job JSON (without links).

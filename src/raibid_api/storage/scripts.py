@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
+from raibid_api.storage.connection import ScriptBatcher
 
 # Lua has no includes: a script that calls a library's functions is loaded with the library's
 # text in front of its own, in this order.
@@ -103,11 +104,12 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self._create = register(redis, "job_create")
+        self._creates = ScriptBatcher(redis)
         self._transition = register(redis, "job_transition")
         self._list = register(redis, "job_list")
 
     async def create_job(self, call: CreateCall) -> CreateOutcome:
-        """Run `job_create.lua`."""
+        """Run `job_create.lua`, batched with the creates arriving alongside (`ScriptBatcher`)."""
         keys = [
             call.job_key, call.queue_key, call.delivery_key or call.job_key,
             call.content_key or call.job_key, call.line_key or call.job_key, call.expiry_key,
@@ -116,7 +118,7 @@ class Scripts:
         args = list(call.args)
         for key, value in call.fields.items():
             args += [key, value]
-        reply = await self._create(keys=keys, args=args)
+        reply = await self._creates.call(self._create, keys, args)
         job_id = str(call.args[0])
         code = int(reply[0])
         if code == 3:

@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from dataclasses import fields as dataclass_fields
 from enum import StrEnum
 from typing import Protocol
 
@@ -75,7 +76,8 @@ class JournalEntry:
 
     def to_fields(self) -> dict[str, str]:
         """The stream entry's fields: text only, ``None`` as ''."""
-        return {key: _text(value) for key, value in asdict(self).items()}
+        # flat fields: no need for asdict's deep copy, on every delivery
+        return {key: _text(getattr(self, key)) for key in _ENTRY_FIELDS}
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> JournalEntry:
@@ -106,6 +108,9 @@ class JournalEntry:
         shown |= asdict(self)
         shown["signature_valid"] = None if self.signature is None else self.signature == "valid"
         return shown
+
+
+_ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(JournalEntry))
 
 
 def _text(value: object) -> str:
