@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -19,8 +20,8 @@ from raibid_api.storage.connection import ScriptBatcher
 # Lua has no includes: a script that calls a library's functions is loaded with the library's
 # text in front of its own, in this order.
 LIBRARIES: dict[str, tuple[str, ...]] = {
-    "job_create": ("lib_args", "lib_rate_limit", "lib_job_transition"),
-    "job_transition": ("lib_args", "lib_job_transition"),
+    "job_create": ("lib_rate_limit", "lib_job_transition"),
+    "job_transition": ("lib_job_transition",),
     "rate_limit_hit": ("lib_rate_limit",),
     "agent_heartbeat": ("agent_prelude",),
     "agent_append_logs": ("agent_prelude",),
@@ -92,7 +93,7 @@ class CreateCall:
     rate_limit_scopes: list[str]
     index_keys: list[str]
     args: list[Any]
-    """ARGV[1..21] of the script's header; the hash fields (ARGV[22..]) come from ``fields``."""
+    """ARGV[1..21] of the script's header; the hash fields (ARGV[22]) come from ``fields``."""
     fields: dict[str, str]
 
 
@@ -115,9 +116,8 @@ class Scripts:
             call.content_key or call.job_key, call.line_key or call.job_key, call.expiry_key,
             *call.rate_limit_keys, *call.index_keys,
         ]  # fmt: skip
-        args = list(call.args)
-        for key, value in call.fields.items():
-            args += [key, value]
+        # one JSON argument: redis-py packs each argument in Python, and a job has dozens
+        args = [*call.args, orjson.dumps(call.fields)]
         reply = await self._creates.call(self._create, keys, args)
         job_id = str(call.args[0])
         code = int(reply[0])

@@ -14,6 +14,7 @@ from dataclasses import fields as dataclass_fields
 from enum import StrEnum
 from typing import Protocol
 
+import orjson
 import structlog
 
 from raibid_api.errors import InvalidCursorError, ServiceUnavailableError
@@ -25,6 +26,7 @@ _MAX_ID_PART = 2**64 - 1
 # read the whole journal; the page then ends early with a cursor to go on from.
 SCAN_BUDGET = 5_000
 MAX_PENDING = 10_000
+ENTRY_FIELD = "entry"  # the stream field holding an entry's JSON
 _log = structlog.get_logger("raibid_api.webhooks")
 
 
@@ -75,13 +77,23 @@ class JournalEntry:
     spooled: bool = False
 
     def to_fields(self) -> dict[str, str]:
-        """The stream entry's fields: text only, ``None`` as ''."""
-        # flat fields: no need for asdict's deep copy, on every delivery
-        return {key: _text(getattr(self, key)) for key in _ENTRY_FIELDS}
+        """The stream entry's fields: the entry as one JSON text (one argument to send, not 26)."""
+        return {
+            ENTRY_FIELD: orjson.dumps({key: getattr(self, key) for key in _ENTRY_FIELDS}).decode()
+        }
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> JournalEntry:
-        """The entry a stream entry holds (fields this version does not know are dropped)."""
+        """The entry a stream entry holds (fields this version does not know are dropped).
+
+        Entries are one JSON field; entries an earlier version wrote, while they are kept,
+        have a stream field per entry field.
+        """
+        if ENTRY_FIELD in fields:
+            data = orjson.loads(fields[ENTRY_FIELD])
+            known = {key: data[key] for key in _ENTRY_FIELDS if key in data}
+            known["decision"] = Decision(known.get("decision", Decision.REJECTED))
+            return cls(**known)
 
         def text(key: str) -> str | None:
             return fields.get(key) or None
@@ -111,14 +123,6 @@ class JournalEntry:
 
 
 _ENTRY_FIELDS = tuple(f.name for f in dataclass_fields(JournalEntry))
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@
 -- ARGV[16] expiry score (ms) of a job ending now  ARGV[17] the expiry member's separator
 -- ARGV[18..21] key templates (`Keys.job_templates`: byte 1 stands for the job id or the status,
 -- byte 2 for the repo): job hash, job events, status index, status index of a repo
--- ARGV[22..] the new job's hash field/value pairs
+-- ARGV[22] the new job's hash fields, a JSON object of strings (one argument, not a pair each)
 -- The superseded job's keys are filled in from the templates here, since only this script
 -- learns its id; with a {hash tag} prefix every one of them is in the slot of KEYS[1].
 -- returns {3, i, ms until there is room} when rate-limit key i is full (nothing is written),
@@ -46,7 +46,12 @@ local function create_job(k, a)
   if a.delivery_ttl > 0 then
     redis.call('SET', k.delivery, a.job_id, 'EX', a.delivery_ttl)
   end
-  redis.call('HSET', k.job, unpack(a.fields))
+  local flat = {}
+  for field, value in pairs(a.fields) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = value
+  end
+  redis.call('HSET', k.job, unpack(flat))
   for i = 1, #k.indexes do
     redis.call('ZADD', k.indexes[i], a.score, a.job_id)
   end
@@ -81,7 +86,7 @@ end
 local created = create_job(
   {job = KEYS[1], queue = KEYS[2], delivery = KEYS[3], content = KEYS[4], indexes = indexes},
   {job_id = job_id, score = score, job_json = ARGV[3], delivery_ttl = tonumber(ARGV[4]),
-   content_ttl = tonumber(ARGV[5]), fields = argv_from(22)})
+   content_ttl = tonumber(ARGV[5]), fields = cjson.decode(ARGV[22])})
 if created[1] ~= 1 or tonumber(ARGV[10]) == 0 then
   return created
 end

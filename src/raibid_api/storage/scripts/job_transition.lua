@@ -12,13 +12,17 @@
 -- ARGV[13..] field/value pairs, an empty value deletes the field
 -- returns {1, events entry id} on success, {0, current status} when the job is elsewhere,
 -- {-1} when the job does not exist, {-2} when the job token is not the job's current one
+local fields = {}
+for i = 13, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
 local reply = transition_job(
   {job = KEYS[1], old_status = KEYS[2], new_status = KEYS[3], events = KEYS[4], queue = KEYS[5],
    expiry = KEYS[6], content = KEYS[7], old_status_repo = KEYS[8], new_status_repo = KEYS[9]},
   {expected = ARGV[1], target = ARGV[2], job_id = ARGV[3], terminal = ARGV[4] == '1',
    retention = tonumber(ARGV[5]), events_maxlen = tonumber(ARGV[6]), group = ARGV[7],
    expiry_ms = tonumber(ARGV[8]), expiry_member = ARGV[9], requeue_json = ARGV[10],
-   token_hash = ARGV[11], lease_ended_by = ARGV[12], fields = argv_from(13)})
+   token_hash = ARGV[11], lease_ended_by = ARGV[12], fields = fields})
 if reply[1] == 1 then
   return {1, reply[2]}
 end
