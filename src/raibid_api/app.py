@@ -19,6 +19,7 @@ from raibid_api.agent.worker import run_agent
 from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
+from raibid_api.api.hot import HotRoutes
 from raibid_api.api.limits import BodyLimitMiddleware
 from raibid_api.api.routes import agent, health, jobs, logs, webhooks
 from raibid_api.config import Settings
@@ -227,12 +228,16 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.router.routes[:0] = [*jobs.HOT_ROUTES, *webhooks.HOT_ROUTES]
     app.include_router(health.router)
     for router in API_ROUTERS:
         app.include_router(router)
         # the original raibid CLI calls the same routes under /api
         app.include_router(router, prefix="/api", include_in_schema=False)
+    hot = [*jobs.HOT_ROUTES, *webhooks.HOT_ROUTES]
+    # served by `HotRoutes`; in the router too, which answers another method on their paths
+    # with a 405 naming the methods they take
+    app.router.routes[:0] = hot
+    app.add_middleware(HotRoutes, routes=hot)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.server.max_body_bytes,

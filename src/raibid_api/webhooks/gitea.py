@@ -80,12 +80,17 @@ class GiteaAdapter(HeaderReading):
         auth_result = verify_authorization(headers.get(AUTHORIZATION_HEADER), authorization)
         return combine(hmac_result, auth_result)
 
-    def parse(self, event_type: str, payload: JSONObject) -> WebhookEvent | Ignored:
+    def parse(
+        self, event_type: str, payload: JSONObject, *, with_paths: bool = True
+    ) -> WebhookEvent | Ignored:
         """A ``push`` or ``pull_request``/``pull_request_sync`` into an event; others ignored."""
         if event_type == "push":
             pusher = optional_login(payload, "pusher") or optional_login(payload, "sender")
             return parse_push(
-                self.name, payload, pusher=pusher, commits_complete=commits_complete(payload)
+                self.name,
+                payload,
+                pusher=pusher,
+                commits_complete=with_paths and commits_complete(payload),
             )
         if event_type in PULL_REQUEST_EVENTS:
             return parse_pull_request(self.name, payload, build_actions=BUILD_ACTIONS)

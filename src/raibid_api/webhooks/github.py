@@ -69,14 +69,16 @@ class GitHubAdapter(HeaderReading):
         auth_result = verify_authorization(headers.get(AUTHORIZATION_HEADER), authorization)
         return combine(hmac_result, auth_result)
 
-    def parse(self, event_type: str, payload: JSONObject) -> WebhookEvent | Ignored:
+    def parse(
+        self, event_type: str, payload: JSONObject, *, with_paths: bool = True
+    ) -> WebhookEvent | Ignored:
         """A ``push`` or ``pull_request`` into an event; ``ping`` and others are ignored."""
         if event_type == "push":
             return parse_push(
                 self.name,
                 payload,
                 pusher=_pusher(payload),
-                commits_complete=commits_complete(payload),
+                commits_complete=with_paths and commits_complete(payload),
             )
         if event_type == "pull_request":
             return parse_pull_request(self.name, payload, build_actions=BUILD_ACTIONS)

@@ -137,7 +137,9 @@ def read_delivery(
     if event_type is None:
         raise InvalidWebhookError(f"the {adapter.name} delivery has no event type header")
     payload = parse_json_object(parts.payload)
-    outcome = adapter.parse(event_type, payload)
+    repo = repository_name(payload)
+    override = repo_settings(settings, repo) if repo is not None else None
+    outcome = adapter.parse(event_type, payload, with_paths=bool(override and override.paths))
     if isinstance(outcome, WebhookEvent):
         outcome = apply_rules(outcome, settings)
     return Delivery(
@@ -145,6 +147,6 @@ def read_delivery(
         delivery_id=delivery_id,
         event_type=event_type,
         signature=signature,
-        repo=repository_name(payload),
+        repo=repo,
         outcome=outcome,
     )

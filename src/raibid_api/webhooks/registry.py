@@ -76,8 +76,13 @@ class WebhookAdapter(Protocol):
         """
         ...
 
-    def parse(self, event_type: str, payload: JSONObject) -> WebhookEvent | Ignored:
+    def parse(
+        self, event_type: str, payload: JSONObject, *, with_paths: bool = True
+    ) -> WebhookEvent | Ignored:
         """The event one delivery stands for, or why it builds nothing.
+
+        ``with_paths=False`` leaves the event's ``changed_paths`` unknown, for a repository
+        without path filters: reading every commit's file lists is most of the parsing.
 
         Raises:
             InvalidWebhookError: a field the event needs is missing or has the wrong type.

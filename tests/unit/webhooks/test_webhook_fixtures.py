@@ -13,7 +13,14 @@ from raibid_api.webhooks.intake import read_delivery
 from raibid_api.webhooks.registry import ADAPTERS
 from raibid_api.webhooks.signatures import SignatureResult
 
-from .webhook_samples import FIXTURE_FILES, GITEA_EVENTS, GITHUB_EVENTS, Forge, fixture_delivery
+from .webhook_samples import (
+    FIXTURE_FILES,
+    GITEA_EVENTS,
+    GITHUB_EVENTS,
+    Forge,
+    fixture_delivery,
+    make_settings,
+)
 
 # Values read in the payload files themselves.
 EXPECTED: dict[str, WebhookEvent | Ignored] = {
@@ -144,14 +151,15 @@ def test_every_fixture_file_has_an_expectation(fixtures_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(("forge", "name"), CASES, ids=[f"{f}:{n}" for f, n in CASES])
-def test_signed_fixture_delivery_yields_the_recorded_event(
-    forge: Forge, name: str, signed_settings: WebhookSettings
-) -> None:
+def test_signed_fixture_delivery_yields_the_recorded_event(forge: Forge, name: str) -> None:
     headers, body = fixture_delivery(forge, name)
-
-    delivery = read_delivery(ADAPTERS[forge], headers, body, signed_settings)
-
     expected = _expected_for(forge, name)
+    repo = expected.repo if isinstance(expected, WebhookEvent) else REPOS[name]
+    # a path filter that takes every path: the delivery's file lists are read, nothing filtered
+    settings = make_settings(repos={repo: {"paths": ["**"]}})
+
+    delivery = read_delivery(ADAPTERS[forge], headers, body, settings)
+
     outcome = delivery.outcome
     assert delivery.forge == forge
     assert delivery.signature is SignatureResult.VALID
@@ -183,3 +191,19 @@ def test_signed_fixture_delivery_yields_the_recorded_event(
     ):
         assert getattr(outcome, field) == getattr(expected, field), field
     assert outcome == expected
+
+
+@pytest.mark.parametrize(("forge", "name"), CASES, ids=[f"{f}:{n}" for f, n in CASES])
+def test_without_a_path_filter_the_file_lists_are_not_read(
+    forge: Forge, name: str, signed_settings: WebhookSettings
+) -> None:
+    headers, body = fixture_delivery(forge, name)
+
+    outcome = read_delivery(ADAPTERS[forge], headers, body, signed_settings).outcome
+
+    expected = _expected_for(forge, name)
+    if isinstance(expected, WebhookEvent):
+        assert outcome == dataclasses.replace(expected, changed_paths=None)
+    else:
+        assert isinstance(outcome, Ignored)
+        assert outcome.reason == expected.reason

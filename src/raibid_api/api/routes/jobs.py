@@ -58,9 +58,9 @@ async def get_job(job_id: str, request: Request) -> Response:
 async def read_job(request: Request) -> Response:
     """`GET /jobs/{id}`, the hottest read: a token check, one HGETALL, bytes out.
 
-    `HOT_ROUTES` serve it ahead of FastAPI's router, whose dependency solving cost more than the
-    read itself; `get_job` stays as the documented route and answers the same way. Errors take
-    the app's handlers either way.
+    `HOT_ROUTES` serve it ahead of the framework's router (`raibid_api.api.hot`), whose layers
+    cost more than the read itself; `get_job` stays as the documented route and answers the
+    same way. Errors take the app's handlers either way.
     """
     state = state_of(request)
     state.tokens.authorize(request.headers.get("authorization"), "read")

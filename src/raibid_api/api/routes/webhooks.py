@@ -172,9 +172,9 @@ async def receive_webhook(forge: str, request: Request) -> Response:
 async def deliver(request: Request) -> Response:
     """`POST /webhook/{forge}`, the hottest write: read the body, hand it to the intake, answer.
 
-    `HOT_ROUTES` serve it ahead of FastAPI's router, whose dependency solving cost a large
-    part of a delivery; `receive_webhook` stays as the documented route and answers the same
-    way. Errors take the app's handlers either way.
+    `HOT_ROUTES` serve it ahead of the framework's router (`raibid_api.api.hot`), whose layers
+    cost a large part of a delivery; `receive_webhook` stays as the documented route and
+    answers the same way. Errors take the app's handlers either way.
     """
     intake: WebhookIntake = state_of(request).extras[INTAKE]
     forge = request.path_params["forge"]
@@ -244,5 +244,6 @@ async def explain_webhook(
 for _path, _endpoint, _method in (
     ("/webhooks/deliveries", list_deliveries, "GET"),
     ("/webhooks/{forge}/explain", explain_webhook, "POST"),
+    ("/webhooks/{forge}", receive_webhook, "POST"),
 ):
     router.add_api_route(_path, _endpoint, methods=[_method], include_in_schema=False)
