@@ -67,24 +67,26 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception as exc:
-                _log.error("unhandled error", exc_info=exc, method=scope["method"],
-                           path=scope["path"])  # fmt: skip
-                if started_answer:  # nothing more can be sent
-                    raise
-                await self._internal_error(send_with_id, request_id)
-            finally:
-                if scope["path"] not in self.skip_paths or status >= 400:
-                    _log.info(
-                        "request",
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    )
+        # bind and reset by hand: `bound_contextvars` is a generator context manager, dearer
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            _log.error("unhandled error", exc_info=exc, method=scope["method"],
+                       path=scope["path"])  # fmt: skip
+            if started_answer:  # nothing more can be sent
+                raise
+            await self._internal_error(send_with_id, request_id)
+        finally:
+            if scope["path"] not in self.skip_paths or status >= 400:
+                _log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                )
+            structlog.contextvars.reset_contextvars(**bound)
 
     async def _internal_error(self, send: Send, request_id: str) -> None:
         body = self.error_body(request_id)
