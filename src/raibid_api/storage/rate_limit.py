@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
-from raibid_api.storage.connection import shielded
+from raibid_api.storage.connection import ScriptBatcher
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.scripts import Refusal, register
 
@@ -24,48 +22,23 @@ class RateLimitStore:
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._hit = register(redis, "rate_limit_hit")
-        self._redis = redis
+        self._hits = ScriptBatcher(redis)
         self._keys = keys
 
-    @shielded
-    async def hit_many(
-        self,
-        requests: Sequence[Sequence[tuple[str, str]]],
-        *,
-        limit: int,
-        window_ms: int,
-        now_ms: int,
-    ) -> list[Refusal | None]:
-        """Count several requests in one round trip, in order, each as `hit` would.
+    async def hit(
+        self, subjects: Sequence[tuple[str, str]], *, limit: int, window_ms: int, now_ms: int
+    ) -> Refusal | None:
+        """Count one request against every subject, unless one of them is at ``limit``.
+
+        Requests arriving together share one round trip (`ScriptBatcher`), which also runs
+        them whatever becomes of the caller.
 
         Returns:
-            for each request, ``None`` when it was counted, else the first of its subjects at
-            its limit (and nothing of it was counted).
+            ``None`` when it was counted, else the first of its subjects at its limit (and
+            nothing of it was counted).
         """
-        try:
-            replies = await self._run(requests, limit, window_ms, now_ms)
-        except NoScriptError:
-            # a restarted Redis forgot the script; nothing ran, since it failed on the first
-            await self._redis.script_load(self._hit.script)
-            replies = await self._run(requests, limit, window_ms, now_ms)
-        return [
-            None if int(reply[0]) == 1 else Refusal(subjects[int(reply[1]) - 1][0], int(reply[2]))
-            for subjects, reply in zip(requests, replies, strict=True)
-        ]
-
-    async def _run(
-        self,
-        requests: Sequence[Sequence[tuple[str, str]]],
-        limit: int,
-        window_ms: int,
-        now_ms: int,
-    ) -> list[Any]:
-        # EVALSHA straight into the pipeline: a script object queued there would cost an extra
-        # SCRIPT EXISTS round trip on every execute
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for subjects in requests:
-                keys = [self._keys.rate_limit(scope, subject) for scope, subject in subjects]
-                member = uuid.uuid4().hex
-                pipe.evalsha(self._hit.sha, len(keys), *keys, limit, now_ms, window_ms, member)
-            replies: list[Any] = await pipe.execute()
-        return replies
+        keys = [self._keys.rate_limit(scope, subject) for scope, subject in subjects]
+        reply = await self._hits.call(self._hit, keys, [limit, now_ms, window_ms, uuid.uuid4().hex])
+        if int(reply[0]) == 1:
+            return None
+        return Refusal(subjects[int(reply[1]) - 1][0], int(reply[2]))

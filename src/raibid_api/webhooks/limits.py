@@ -43,15 +43,10 @@ class LimitRefusal(Protocol):
 class CounterStore(Protocol):
     """Where the counters live (`raibid_api.storage.rate_limit.RateLimitStore`)."""
 
-    def hit_many(
-        self,
-        requests: Sequence[Sequence[tuple[str, str]]],
-        *,
-        limit: int,
-        window_ms: int,
-        now_ms: int,
-    ) -> Awaitable[Sequence[LimitRefusal | None]]:
-        """Count each request for every subject, unless one of its subjects is at ``limit``."""
+    def hit(
+        self, subjects: Sequence[tuple[str, str]], *, limit: int, window_ms: int, now_ms: int
+    ) -> Awaitable[LimitRefusal | None]:
+        """Count one request for every subject, unless one of them is at ``limit``."""
         ...
 
 
@@ -59,22 +54,16 @@ def _subjects(source: str, repo: str | None) -> list[tuple[str, str]]:
     return [("source", source)] + ([("repo", repo)] if repo is not None else [])
 
 
-_Waiter = tuple[list[tuple[str, str]], "asyncio.Future[LimitRefusal | None]"]
-
-
 class DeliveryLimiter:
     """Admits deliveries while their source and repository are under the limit.
 
-    Deliveries arriving together share one Redis round trip: each waits in a queue that one
-    task at a time sends as a single pipeline, and the next batch forms while it is in flight.
+    Deliveries arriving together share one Redis round trip (the store batches them).
     """
 
     def __init__(self, store: CounterStore, per_minute: int, clock: Clock) -> None:
         self._store = store
         self._per_minute = per_minute
         self._clock = clock
-        self._queue: list[_Waiter] = []
-        self._sender: asyncio.Task[None] | None = None
 
     def for_job(self, source: str, repo: str) -> RateLimit:
         """The limits the job-creating step counts an authenticated delivery against."""
@@ -86,44 +75,16 @@ class DeliveryLimiter:
         Raises:
             RateLimitedError: the source or the repository is at its limit for this minute.
         """
-        subjects = _subjects(source, repo)
-        waiter: asyncio.Future[LimitRefusal | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((subjects, waiter))
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send())
         try:
             async with asyncio.timeout(_DEADLINE_S):
-                refusal = await asyncio.shield(waiter)
+                refusal = await self._store.hit(
+                    _subjects(source, repo), limit=self._per_minute, window_ms=RATE_WINDOW_MS,
+                    now_ms=self._clock.now_ms(),
+                )  # fmt: skip
         except (ServiceUnavailableError, TimeoutError) as exc:
-            waiter.cancel()  # a late answer is not wanted any more
             _log.warning("webhook rate limit not checked", reason=type(exc).__name__)
             return
         if refusal is not None:
             raise RateLimitedError.per_minute(
                 WHAT, refusal.scope, self._per_minute, refusal.retry_after_ms
             )
-
-    async def _send(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                await self._send_batch(batch)
-        finally:
-            self._sender = None
-
-    async def _send_batch(self, batch: list[_Waiter]) -> None:
-        try:
-            refusals = await self._store.hit_many(
-                [subjects for subjects, _ in batch],
-                limit=self._per_minute,
-                window_ms=RATE_WINDOW_MS,
-                now_ms=self._clock.now_ms(),
-            )
-        except Exception as exc:  # every waiter must hear of it, whatever it is
-            for _, waiter in batch:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            return
-        for (_, waiter), refusal in zip(batch, refusals, strict=True):
-            if not waiter.done():
-                waiter.set_result(refusal)
