@@ -70,11 +70,6 @@ class CreateOutcome:
     superseded: str | None = None
     cancelled: dict[str, str] | None = None
 
-    @property
-    def created(self) -> bool:
-        """Whether the job was made."""
-        return self.duplicate is None and self.limited is None
-
 
 @dataclass(frozen=True)
 class CreateCall:
