@@ -37,3 +37,19 @@ def test_json_log_lines_carry_no_secret(capsys: pytest.CaptureFixture[str]) -> N
     assert lines[0]["token"] == REDACTED
     assert lines[0]["repo"] == "o/r"
     structlog.reset_defaults()
+
+
+def test_lines_below_the_level_are_dropped_and_kept_ones_name_their_logger(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("warning", "json")
+    log = structlog.get_logger("raibid_api.example")
+    log.info("dropped")
+    log.warning("kept", count=3)
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [(line["event"], line["level"], line["logger"]) for line in lines] == [
+        ("kept", "warning", "raibid_api.example")
+    ]
+    assert lines[0]["count"] == 3
+    assert lines[0]["timestamp"].endswith("Z")
+    structlog.reset_defaults()
