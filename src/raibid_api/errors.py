@@ -27,7 +27,6 @@ and a human message that never contains a secret.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 
@@ -163,14 +162,6 @@ class RateLimitedError(RaibidError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-    @classmethod
-    def per_minute(cls, what: str, scope: str, limit: int, retry_after_ms: int) -> RateLimitedError:
-        """Too many ``what`` for this ``scope`` (source, repo) in a minute."""
-        return cls(
-            f"too many {what} for this {scope}; the limit is {limit} a minute",
-            retry_after=max(1, math.ceil(retry_after_ms / 1000)),
-        )
 
 
 class ServiceUnavailableError(RaibidError):

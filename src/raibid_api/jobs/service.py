@@ -13,7 +13,6 @@ import orjson
 from raibid_api.errors import (
     InvalidInputError,
     JobNotFoundError,
-    RateLimitedError,
     TransitionConflictError,
 )
 from raibid_api.jobs.cursor import CursorCodec
@@ -32,7 +31,8 @@ from raibid_api.jobs.models import (
     parse_time_ms,
 )
 from raibid_api.storage.codec import decode_job
-from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore, RateLimit, Supersession
+from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore, Supersession
+from raibid_api.storage.scripts import RateLimit
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 COMMIT_PATTERN = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -193,12 +193,6 @@ class JobService:
             job, parse_time_ms(str(job["created_at"])), delivery=delivery, coalesce=coalesce,
             limit=limit, supersede=supersede,
         )  # fmt: skip
-        if outcome.limited is not None:
-            assert limit is not None  # noqa: S101  (only a limited create is refused)
-            refusal = outcome.limited
-            raise RateLimitedError.per_minute(
-                limit.what, refusal.scope, limit.per_minute, refusal.retry_after_ms
-            )
         if outcome.duplicate is not None:
             return Created(await self.get(JobId(outcome.job_id)), outcome.duplicate)
         created = await self.announce(job)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -19,7 +19,7 @@ from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprin
 from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
-from raibid_api.storage.scripts import CreateCall, CreateOutcome, Scripts
+from raibid_api.storage.scripts import RATE_WINDOW_MS, CreateCall, CreateOutcome, RateLimit, Scripts
 
 DELIVERY_TTL_S = 7 * 86_400
 LATEST_TTL_S = 7 * 86_400
@@ -54,20 +54,6 @@ class Delivery:
 
     forge: str
     delivery_id: str
-
-
-RATE_WINDOW_MS = 60_000
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Counts a request against each subject's sliding one-minute log, unless one is full."""
-
-    what: str
-    """What is counted, for the refusal's message (``webhook deliveries``)."""
-    subjects: Sequence[tuple[str, str]]
-    """``(scope, subject)`` pairs, e.g. ``("source", "10.0.0.1")``."""
-    per_minute: int
 
 
 @dataclass(frozen=True)
@@ -120,12 +106,12 @@ class JobStore:
             delivery: the forge delivery; a known one returns the job it made.
             coalesce: coalesce on what is built (repo, event, ref, commit): while a job building
                 the same is pending or running, that job is returned instead of a new one.
-            limit: count the request against these sliding windows; a full one writes nothing.
+            limit: count the request against these sliding windows; a full one writes nothing
+                and raises `RateLimitedError`.
             supersede: make the job its line's newest and end the pending job it supersedes
                 (at ``created_ms``, also the time the rate limits count).
         """
         subjects = limit.subjects if limit else []
-        limit_keys = [self._keys.rate_limit(scope, subject) for scope, subject in subjects]
         job_id = str(job["id"])
         call = CreateCall(
             job_key=self._keys.job(job_id),
@@ -136,8 +122,8 @@ class JobStore:
             content_key=self._keys.content(content_fingerprint(job)) if coalesce else None,
             line_key=self._keys.latest_job(supersede.repo, supersede.line) if supersede else "",
             expiry_key=self._keys.index_expiry,
-            rate_limit_keys=limit_keys,
-            rate_limit_scopes=[scope for scope, _ in subjects],
+            rate_limit=limit,
+            rate_limit_keys=[self._keys.rate_limit(scope, subject) for scope, subject in subjects],
             index_keys=index_keys(self._keys, job),
             args=[
                 job_id,
@@ -148,7 +134,7 @@ class JobStore:
                 limit.per_minute if limit else 0,
                 created_ms,
                 RATE_WINDOW_MS,
-                len(limit_keys),
+                len(subjects),
                 LATEST_TTL_S if supersede else 0,
                 format_time(created_ms),
                 supersede.reason if supersede else "",

@@ -8,37 +8,33 @@ when room comes back. Refused requests are not logged: waiting out a refusal is 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
 from raibid_api.storage.connection import ScriptBatcher
 from raibid_api.storage.keys import Keys
-from raibid_api.storage.scripts import Refusal, register
+from raibid_api.storage.scripts import RATE_WINDOW_MS, RateLimit, register
 
 
 class RateLimitStore:
-    """Counts requests per (scope, subject) over a sliding window of ``window_ms``."""
+    """Counts requests per (scope, subject) over a sliding window of a minute."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._hit = register(redis, "rate_limit_hit")
         self._hits = ScriptBatcher(redis)
         self._keys = keys
 
-    async def hit(
-        self, subjects: Sequence[tuple[str, str]], *, limit: int, window_ms: int, now_ms: int
-    ) -> Refusal | None:
-        """Count one request against every subject, unless one of them is at ``limit``.
+    async def hit(self, limit: RateLimit, now_ms: int) -> None:
+        """Count one request against every subject of ``limit``, unless one of them is full.
 
         Requests arriving together share one round trip (`ScriptBatcher`), which also runs
         them whatever becomes of the caller.
 
-        Returns:
-            ``None`` when it was counted, else the first of its subjects at its limit (and
-            nothing of it was counted).
+        Raises:
+            RateLimitedError: a subject is at its limit; nothing of the request was counted.
         """
-        keys = [self._keys.rate_limit(scope, subject) for scope, subject in subjects]
-        reply = await self._hits.call(self._hit, keys, [limit, now_ms, window_ms, uuid.uuid4().hex])
-        if int(reply[0]) == 1:
-            return None
-        return Refusal(subjects[int(reply[1]) - 1][0], int(reply[2]))
+        keys = [self._keys.rate_limit(scope, subject) for scope, subject in limit.subjects]
+        args = [limit.per_minute, now_ms, RATE_WINDOW_MS, uuid.uuid4().hex]
+        reply = await self._hits.call(self._hit, keys, args)
+        if int(reply[0]) != 1:
+            raise limit.refused(int(reply[1]), int(reply[2]))

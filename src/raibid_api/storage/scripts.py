@@ -6,6 +6,8 @@ errors; callers never see a raw reply.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -14,7 +16,12 @@ import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
+from raibid_api.errors import (
+    JobNotFoundError,
+    JobTokenError,
+    RateLimitedError,
+    TransitionConflictError,
+)
 from raibid_api.storage.connection import ScriptBatcher
 
 # Lua has no includes: a script that calls a library's functions is loaded with the library's
@@ -43,12 +50,26 @@ def register(redis: Redis, name: str) -> AsyncScript:
     return redis.register_script(script_source(name))
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A request over its limit: which subject refused it and when that subject has room."""
+RATE_WINDOW_MS = 60_000
 
-    scope: str
-    retry_after_ms: int
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Counts a request against each subject's sliding one-minute log, unless one is full."""
+
+    what: str
+    """What is counted, for the refusal's message (``webhook deliveries``)."""
+    subjects: Sequence[tuple[str, str]]
+    """``(scope, subject)`` pairs, e.g. ``("source", "10.0.0.1")``."""
+    per_minute: int
+
+    def refused(self, index: int, retry_after_ms: int) -> RateLimitedError:
+        """The error for a request that subject ``index`` (1-based) refused."""
+        scope = self.subjects[index - 1][0]
+        return RateLimitedError(
+            f"too many {self.what} for this {scope}; the limit is {self.per_minute} a minute",
+            retry_after=max(1, math.ceil(retry_after_ms / 1000)),
+        )
 
 
 @dataclass(frozen=True)
@@ -56,9 +77,8 @@ class CreateOutcome:
     """What `job_create.lua` did.
 
     Attributes:
-        job_id: the job made, or found (``duplicate``); the new job's id when ``limited``.
+        job_id: the job made, or found (``duplicate``).
         duplicate: ``delivery`` or ``content``, for a job found rather than made.
-        limited: the rate limit that refused the request: nothing was written.
         superseded: the job the new job superseded and the script left to the caller (running,
             or without a named content key), else ``None``.
         cancelled: the public fields of the job the script cancelled as superseded, else ``None``.
@@ -66,7 +86,6 @@ class CreateOutcome:
 
     job_id: str
     duplicate: Literal["delivery", "content"] | None = None
-    limited: Refusal | None = None
     superseded: str | None = None
     cancelled: dict[str, str] | None = None
 
@@ -75,7 +94,8 @@ class CreateOutcome:
 class CreateCall:
     """Every key and value `job_create.lua` takes (its header documents each).
 
-    ``line_key`` empty: the job supersedes nothing; ``rate_limit_keys`` empty: not limited.
+    ``line_key`` empty: the job supersedes nothing; ``rate_limit`` ``None``: not limited (its
+    subjects' keys are ``rate_limit_keys``).
     """
 
     job_key: str
@@ -84,8 +104,8 @@ class CreateCall:
     content_key: str | None
     line_key: str
     expiry_key: str
+    rate_limit: RateLimit | None
     rate_limit_keys: list[str]
-    rate_limit_scopes: list[str]
     index_keys: list[str]
     args: list[Any]
     """ARGV[1..21] of the script's header; the hash fields (ARGV[22]) come from ``fields``."""
@@ -105,7 +125,11 @@ class Scripts:
         self._list = register(redis, "job_list")
 
     async def create_job(self, call: CreateCall) -> CreateOutcome:
-        """Run `job_create.lua`, batched with the creates arriving alongside (`ScriptBatcher`)."""
+        """Run `job_create.lua`, batched with the creates arriving alongside (`ScriptBatcher`).
+
+        Raises:
+            RateLimitedError: ``call.rate_limit`` refused it; nothing was written.
+        """
         keys = [
             call.job_key, call.queue_key, call.delivery_key or call.job_key,
             call.content_key or call.job_key, call.line_key or call.job_key, call.expiry_key,
@@ -117,8 +141,8 @@ class Scripts:
         job_id = str(call.args[0])
         code = int(reply[0])
         if code == 3:
-            scope = call.rate_limit_scopes[int(reply[1]) - 1]
-            return CreateOutcome(job_id, limited=Refusal(scope, int(reply[2])))
+            assert call.rate_limit is not None  # noqa: S101  (only a limited create is refused)
+            raise call.rate_limit.refused(int(reply[1]), int(reply[2]))
         if code != 1:
             return CreateOutcome(str(reply[1]), duplicate=_DUPLICATES[code])
         if len(reply) == 5:

@@ -23,7 +23,7 @@ from raibid_api.errors import RaibidError, RateLimitedError, ServiceUnavailableE
 from raibid_api.jobs.models import Clock, JobId, format_time
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.job_store import Delivery as DeliveryKey
-from raibid_api.storage.job_store import RateLimit
+from raibid_api.storage.scripts import RateLimit
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
 from raibid_api.webhooks.intake import Delivery, read_delivery
@@ -176,7 +176,7 @@ class WebhookIntake:
             return IntakeResult(
                 "ignored", delivery.delivery_id, ignored=outcome, repo=delivery.repo
             )
-        limit = self._limiter.for_job(arrival.source, outcome.repo)
+        limit = self._limiter.limit_for(arrival.source, outcome.repo)
         try:
             return await self.store(delivery.forge, delivery.delivery_id, outcome, limit)
         except ServiceUnavailableError as exc:
