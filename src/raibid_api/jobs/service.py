@@ -61,7 +61,7 @@ class Created:
         job: the job made or found, with its links.
         duplicate: ``delivery`` or ``content`` for a job found rather than made.
         superseded: a job the new one supersedes that is left to the caller to end (running,
-            or too old to be ended in the same step).
+            with ``cancel_running``, or from before content keys were named).
     """
 
     job: Job

@@ -15,7 +15,7 @@ from typing import cast
 import orjson
 from redis.asyncio import Redis
 
-from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprint, format_time
+from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprint
 from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
@@ -63,6 +63,8 @@ class Supersession:
     repo: str
     line: str
     reason: str
+    cancel_running: bool = False
+    """A running job it supersedes is to be cancelled too (by the caller, after the step)."""
 
 
 class JobStore:
@@ -78,6 +80,7 @@ class JobStore:
         self._retention_s = retention_s
         self._events_maxlen = events_maxlen
         self._content_ttl_s = content_ttl_s
+        self._templates = keys.job_templates()  # the same on every create
 
     @shielded
     async def ensure_queue_group(self) -> None:
@@ -136,14 +139,15 @@ class JobStore:
                 RATE_WINDOW_MS,
                 len(subjects),
                 LATEST_TTL_S if supersede else 0,
-                format_time(created_ms),
+                str(job["created_at"]),  # created_ms, already formatted
                 supersede.reason if supersede else "",
                 self._retention_s,
                 self._events_maxlen,
                 GROUP,
                 created_ms + self._retention_s * 1000,
                 _SEP,
-                *self._keys.job_templates(),
+                *self._templates,
+                "1" if supersede and supersede.cancel_running else "0",
             ],
             fields=encode_fields(job) | {CREATED_MS: str(created_ms)},
         )

@@ -80,7 +80,7 @@ class CreateOutcome:
         job_id: the job made, or found (``duplicate``).
         duplicate: ``delivery`` or ``content``, for a job found rather than made.
         superseded: the job the new job superseded and the script left to the caller (running,
-            or without a named content key), else ``None``.
+            with ``cancel_running``; or without a named content key), else ``None``.
         cancelled: the public fields of the job the script cancelled as superseded, else ``None``.
     """
 
@@ -108,7 +108,7 @@ class CreateCall:
     rate_limit_keys: list[str]
     index_keys: list[str]
     args: list[Any]
-    """ARGV[1..21] of the script's header; the hash fields (ARGV[22]) come from ``fields``."""
+    """ARGV[1..22] of the script's header; the hash fields (ARGV[23]) come from ``fields``."""
     fields: dict[str, str]
 
 

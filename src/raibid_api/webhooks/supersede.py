@@ -65,7 +65,9 @@ class AutoCancel:
         repo, kind, name = key
         if kind == "branch" and is_auto_cancel_exempt(event.branch, self._settings, repo):
             return None
-        return Supersession(repo, f"{kind}:{name}", SUPERSEDED)
+        return Supersession(
+            repo, f"{kind}:{name}", SUPERSEDED, cancel_running=self._settings.auto_cancel_running
+        )
 
     async def superseded(self, event: WebhookEvent) -> list[str]:
         """The job a new job made now from ``event`` would cancel (read only)."""

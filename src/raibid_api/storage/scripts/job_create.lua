@@ -19,7 +19,8 @@
 -- ARGV[16] expiry score (ms) of a job ending now  ARGV[17] the expiry member's separator
 -- ARGV[18..21] key templates (`Keys.job_templates`: byte 1 stands for the job id or the status,
 -- byte 2 for the repo): job hash, job events, status index, status index of a repo
--- ARGV[22] the new job's hash fields, a JSON object of strings (one argument, not a pair each)
+-- ARGV[22] '1' when a running superseded job may be cancelled too (by the caller), else '0'
+-- ARGV[23] the new job's hash fields, a JSON object of strings (one argument, not a pair each)
 -- The superseded job's keys are filled in from the templates here, since only this script
 -- learns its id; with a {hash tag} prefix every one of them is in the slot of KEYS[1].
 -- returns {3, i, ms until there is room} when rate-limit key i is full (nothing is written),
@@ -86,7 +87,7 @@ end
 local created = create_job(
   {job = KEYS[1], queue = KEYS[2], delivery = KEYS[3], content = KEYS[4], indexes = indexes},
   {job_id = job_id, score = score, job_json = ARGV[3], delivery_ttl = tonumber(ARGV[4]),
-   content_ttl = tonumber(ARGV[5]), fields = cjson.decode(ARGV[22])})
+   content_ttl = tonumber(ARGV[5]), fields = cjson.decode(ARGV[23])})
 if created[1] ~= 1 or tonumber(ARGV[10]) == 0 then
   return created
 end
@@ -121,11 +122,12 @@ local function fill(template, first, second)
   return out
 end
 
--- a pending job with a content key is ended here; an ended or vanished one needs nothing; the
--- rest (a running job, a job from before content keys were named) is the caller's to judge
+-- a pending job with a content key is ended here; an ended or vanished one needs nothing, nor
+-- a running one unless running jobs may be cancelled; the rest (such a running job, a pending
+-- job from before content keys were named) is the caller's to end
 local job_key = fill(ARGV[18], superseded)
 local f = redis.call('HMGET', job_key, 'status', 'repo', 'branch', 'event', '_content')
-if f[1] ~= 'pending' and f[1] ~= 'running' then
+if f[1] ~= 'pending' and (f[1] ~= 'running' or ARGV[22] ~= '1') then
   return {1, created[2], '', 0}
 end
 if f[1] ~= 'pending' or not f[5] then
