@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from raibid_api.jobs.models import Job, format_time
+from raibid_api.domain.jobs import Job, format_time
 
 
 @dataclass

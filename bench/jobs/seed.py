@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 from redis import Redis
 
-from raibid_api.jobs.models import Job, format_time
+from raibid_api.domain.jobs import Job, format_time
 from raibid_api.storage.codec import CREATED_MS, QUEUE_ENTRY, encode_fields
 from raibid_api.storage.job_store import index_keys
 from raibid_api.storage.keys import GROUP, Keys

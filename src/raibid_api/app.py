@@ -24,11 +24,11 @@ from raibid_api.api.limits import BodyLimitMiddleware
 from raibid_api.api.routes import agent, health, jobs, logs, webhooks
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
+from raibid_api.domain.jobs import SystemClock
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.forges.reporting import StatusReporting, consumer_name
 from raibid_api.jobs.agents import AgentService, LeaseLimits
 from raibid_api.jobs.cursor import CursorCodec
-from raibid_api.jobs.models import SystemClock
 from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
@@ -87,30 +87,37 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         max_batch_lines=settings.logs.max_batch_lines,
         max_line_bytes=settings.logs.max_line_bytes,
     )
-    reaper = Reaper(
-        service, store, agent_store, clock,
-        ReaperLimits(int(settings.jobs.timeout.total_seconds() * 1000), settings.jobs.max_attempts),
-    )  # fmt: skip
     checks = HealthChecks()
     checks.add("redis", store.ping)
+    intake, replayer = _webhook_intake(settings, redis, keys, service, store, clock)
     state = AppState(
         settings, TokenRegistry(settings.auth), service, checks,
         agents=AgentService(service, store, agent_store, clock, lease),
         events=EventStore(redis, keys),
         live_logs=_live_logs(settings, redis, url, keys, service),
-        extras={"redis": redis, "keys": keys, "clock": clock, "store": store, "reaper": reaper},
+        store=store,
+        clock=clock,
+        reaper=Reaper(
+            service, store, agent_store, clock,
+            ReaperLimits(int(settings.jobs.timeout.total_seconds() * 1000),
+                         settings.jobs.max_attempts),
+        ),
+        intake=intake,
+        replayer=replayer,
+        status_reporting=_status_reporting(settings, redis, keys, service, clock),
     )  # fmt: skip
     if settings.dispatch.mode == "kubernetes":
-        dispatcher = create_dispatcher(settings, service, clock)
-        checks.add("kubernetes", dispatcher.ping)
-        state.extras["dispatcher"] = dispatcher
+        state.dispatcher = create_dispatcher(settings, service, clock)
+        checks.add("kubernetes", state.dispatcher.ping)
     return state
 
 
-def _add_webhook_intake(state: AppState) -> None:
-    """The webhook intake (and its spool's replay loop, unless the spool is off)."""
-    settings, redis, keys = state.settings, state.extras["redis"], state.extras["keys"]
-    hooks, clock = settings.webhooks, state.extras["clock"]
+def _webhook_intake(
+    settings: Settings, redis: RedisClient, keys: Keys, jobs: JobService, store: JobStore,
+    clock: SystemClock,
+) -> tuple[WebhookIntake, SpoolReplayer | None]:  # fmt: skip
+    """The webhook intake, and its spool's replay loop (None when the spool is off)."""
+    hooks = settings.webhooks
     journal = DeliveryJournalStore(
         redis, keys, retention_s=int(settings.jobs.retention.total_seconds())
     )
@@ -119,28 +126,24 @@ def _add_webhook_intake(state: AppState) -> None:
     if spool is not None:
         spool.open()
     intake = WebhookIntake(
-        hooks, state.jobs, journal=DeliveryJournal(journal, clock), limiter=limiter,
-        lookup=journal, auto_cancel=AutoCancel(state.jobs, state.extras["store"], hooks),
-        spool=spool, clock=clock,
+        hooks, jobs, journal=DeliveryJournal(journal, clock), limiter=limiter,
+        lookup=journal, auto_cancel=AutoCancel(jobs, store, hooks), spool=spool, clock=clock,
     )  # fmt: skip
-    state.extras[webhooks.INTAKE] = intake
-    if spool is not None:
-        state.extras["webhook_replayer"] = SpoolReplayer(intake, spool)
+    return intake, SpoolReplayer(intake, spool) if spool is not None else None
 
 
-def _add_status_reporting(state: AppState) -> None:
+def _status_reporting(
+    settings: Settings, redis: RedisClient, keys: Keys, jobs: JobService, clock: SystemClock
+) -> StatusReporting | None:
     """Commit statuses back to the forges that have a URL and a token (none: nothing runs)."""
-    settings = state.settings
     outbox = StatusOutbox(
-        state.extras["redis"], state.extras["keys"], consumer=consumer_name(),
+        redis, keys, consumer=consumer_name(),
         record_ttl_s=int(settings.jobs.retention.total_seconds()) + 3600,
     )  # fmt: skip
-    reporting = StatusReporting.from_settings(
-        settings.forges, outbox, state.jobs, state.extras["clock"]
-    )
+    reporting = StatusReporting.from_settings(settings.forges, outbox, jobs, clock)
     if reporting is not None:
-        state.jobs.add_listener(reporting.listener)
-        state.extras["status_reporting"] = reporting
+        jobs.add_listener(reporting.listener)
+    return reporting
 
 
 def _local_agent(app: FastAPI, state: AppState) -> Coroutine[Any, Any, int]:
@@ -159,22 +162,21 @@ def _local_agent(app: FastAPI, state: AppState) -> Coroutine[Any, Any, int]:
 
 def _background_work(app: FastAPI, state: AppState) -> list[Coroutine[Any, Any, object]]:
     """The loops every replica runs beside the HTTP server until shutdown."""
-    settings = state.settings
-    interval = settings.jobs.reaper_interval.total_seconds()
+    interval = state.settings.jobs.reaper_interval.total_seconds()
     work: list[Coroutine[Any, Any, object]] = [
-        run_retention(state.extras["store"], state.extras["clock"], interval),
-        state.extras["reaper"].run(interval),
+        run_retention(state.store, state.clock, interval),
+        state.reaper.run(interval),
         state.live_logs.run(),
+        state.intake.journal.run(),
     ]
-    work.append(state.extras[webhooks.INTAKE].journal.run())
-    if "webhook_replayer" in state.extras:
-        work.append(state.extras["webhook_replayer"].run(REPLAY_INTERVAL_S))
-    if "status_reporting" in state.extras:
-        work.extend(state.extras["status_reporting"].loops())
-    if settings.dispatch.mode == "local":
+    if state.replayer is not None:
+        work.append(state.replayer.run(REPLAY_INTERVAL_S))
+    if state.status_reporting is not None:
+        work.extend(state.status_reporting.loops())
+    if state.dispatcher is not None:
+        work.append(state.dispatcher.run())
+    if state.settings.dispatch.mode == "local":
         work.append(_local_agent(app, state))
-    if settings.dispatch.mode == "kubernetes":
-        work.append(state.extras["dispatcher"].run())
     return work
 
 
@@ -199,8 +201,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = create_redis(url, settings.redis)
     try:
         state = await _build_state(settings, redis, url)
-        _add_webhook_intake(state)
-        _add_status_reporting(state)
         app.state.raibid = state
         tasks = [asyncio.create_task(work) for work in _background_work(app, state)]
         try:

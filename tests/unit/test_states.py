@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from raibid_api.jobs.models import TERMINAL_STATUSES, JobStatus
-from raibid_api.jobs.states import TRANSITIONS, can_leave, check_transition
+from raibid_api.domain.jobs import TERMINAL_STATUSES, JobStatus
+from raibid_api.domain.states import TRANSITIONS, can_leave, check_transition
 
 
 def test_nothing_leaves_a_terminal_state() -> None:

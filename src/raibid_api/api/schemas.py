@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from raibid_api.jobs.models import JobEvent, JobStatus
+from raibid_api.domain.jobs import JobEvent, JobStatus
 
 
 class Links(BaseModel):

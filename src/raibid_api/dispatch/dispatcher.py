@@ -19,8 +19,8 @@ from raibid_api.dispatch.manifests import AGENT_SELECTOR, AgentJobTemplate
 from raibid_api.dispatch.observed import read_agent_job
 from raibid_api.dispatch.sources import JobSource, ServiceJobSource
 from raibid_api.dispatch.watcher import AgentJobWatcher, DeletionRules
+from raibid_api.domain.jobs import Clock
 from raibid_api.errors import ServiceUnavailableError
-from raibid_api.jobs.models import Clock
 from raibid_api.jobs.service import JobService
 
 _log = structlog.get_logger("raibid_api.dispatch")

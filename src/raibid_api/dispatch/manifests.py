@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from raibid_api.config import Settings, format_duration
-from raibid_api.jobs.models import parse_job_id
+from raibid_api.domain.jobs import parse_job_id
 
 AGENT_NAME = "raibid-agent"
 MANAGER = "raibid-api"

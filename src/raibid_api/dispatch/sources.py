@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from raibid_api.jobs.models import Job, JobFilter, JobStatus
+from raibid_api.domain.jobs import Job, JobFilter, JobStatus
 from raibid_api.jobs.service import JobService
 
 PAGE = 200

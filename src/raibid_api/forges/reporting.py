@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from raibid_api.config import ForgeSettings
+from raibid_api.domain.jobs import Clock, Job, JobStatus
 from raibid_api.errors import ServiceUnavailableError
 from raibid_api.forges.clients import GiteaStatusClient, GitHubStatusClient, StatusReporter
 from raibid_api.forges.policy import ReportingPolicy
@@ -22,7 +23,6 @@ from raibid_api.forges.routing import ForgeRouter, ForgeTarget
 from raibid_api.forges.states import report_rank
 from raibid_api.forges.sweep import JobLookup, StatusSweep
 from raibid_api.forges.worker import StatusWorker
-from raibid_api.jobs.models import Clock, Job, JobStatus
 from raibid_api.storage.outbox import StatusOutbox
 
 _log = structlog.get_logger("raibid_api.forges")

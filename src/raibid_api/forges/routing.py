@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from raibid_api.domain.jobs import Job, JobStatus
 from raibid_api.forges.clients import StatusReporter
 from raibid_api.forges.states import commit_state, describe, report_rank
-from raibid_api.jobs.models import Job, JobStatus
 from raibid_api.storage.outbox import StatusReport
 
 _SCP_LIKE = re.compile(r"^[\w.-]+@(?P<host>[\w.-]+):")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from raibid_api.jobs.models import Job, JobStatus
+from raibid_api.domain.jobs import Job, JobStatus
 
 CommitState = Literal["pending", "success", "failure", "error"]
 DESCRIPTION_LIMIT = 140

@@ -15,11 +15,11 @@ from typing import Protocol
 
 import structlog
 
+from raibid_api.domain.jobs import TERMINAL_STATUSES, Clock, Job, JobId, JobStatus
 from raibid_api.errors import JobNotFoundError, ServiceUnavailableError
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.routing import ForgeRouter
 from raibid_api.forges.states import report_rank
-from raibid_api.jobs.models import TERMINAL_STATUSES, Clock, Job, JobId, JobStatus
 from raibid_api.storage.outbox import StatusOutbox
 
 _log = structlog.get_logger("raibid_api.forges")

@@ -12,12 +12,12 @@ import asyncio
 
 import structlog
 
+from raibid_api.domain.jobs import Clock
 from raibid_api.errors import ServiceUnavailableError
 from raibid_api.forges.clients import CommitStatus, Delivery
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.routing import ForgeRouter
 from raibid_api.forges.states import CommitState
-from raibid_api.jobs.models import Clock
 from raibid_api.storage.outbox import OutboxEntry, SendPermit, StatusOutbox, StatusReport
 
 _log = structlog.get_logger("raibid_api.forges")

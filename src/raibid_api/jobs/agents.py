@@ -9,6 +9,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from raibid_api.domain.jobs import (
+    AttemptGuard,
+    Clock,
+    Job,
+    JobId,
+    JobStatus,
+    format_time,
+    parse_time_ms,
+)
 from raibid_api.errors import (
     InvalidInputError,
     JobNotFoundError,
@@ -16,10 +25,9 @@ from raibid_api.errors import (
     PayloadTooLargeError,
     TransitionConflictError,
 )
-from raibid_api.jobs.models import Clock, Job, JobId, JobStatus, format_time, parse_time_ms
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.agent_store import AgentStore, AlreadyCompletedError, QueueStats
-from raibid_api.storage.job_store import AttemptGuard, JobStore
+from raibid_api.storage.job_store import JobStore
 
 _MAX_BLOCK_MS = 1000  # a long poll blocks in slices, so a client that leaves is noticed soon
 _CONFLICT_RETRIES = 5

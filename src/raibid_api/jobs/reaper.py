@@ -10,16 +10,16 @@ from dataclasses import dataclass
 
 import structlog
 
+from raibid_api.domain.jobs import AttemptGuard, Clock, JobId, JobStatus
 from raibid_api.errors import (
     JobNotFoundError,
     JobTokenError,
     ServiceUnavailableError,
     TransitionConflictError,
 )
-from raibid_api.jobs.models import Clock, JobId, JobStatus
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.agent_store import AgentStore, Lease
-from raibid_api.storage.job_store import AttemptGuard, JobStore
+from raibid_api.storage.job_store import JobStore
 
 _log = structlog.get_logger("raibid_api.reaper")
 AGENT_FORGET_MS = 24 * 3600 * 1000

@@ -6,8 +6,8 @@ import asyncio
 
 import structlog
 
+from raibid_api.domain.jobs import Clock
 from raibid_api.errors import ServiceUnavailableError
-from raibid_api.jobs.models import Clock
 from raibid_api.storage.job_store import JobStore
 
 _log = structlog.get_logger("raibid_api.retention")

@@ -10,29 +10,32 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from raibid_api.errors import (
-    InvalidInputError,
-    JobNotFoundError,
-    TransitionConflictError,
-)
-from raibid_api.jobs.cursor import CursorCodec
-from raibid_api.jobs.models import (
+from raibid_api.domain.jobs import (
     JOB_FIELDS,
+    AttemptGuard,
     Clock,
+    Delivery,
     Job,
     JobEvent,
     JobFilter,
     JobId,
     JobPage,
     JobStatus,
+    Supersession,
     format_time,
     job_links,
     new_job_id,
     parse_time_ms,
 )
+from raibid_api.domain.limits import RateLimit
+from raibid_api.errors import (
+    InvalidInputError,
+    JobNotFoundError,
+    TransitionConflictError,
+)
+from raibid_api.jobs.cursor import CursorCodec
 from raibid_api.storage.codec import decode_job
-from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore, Supersession
-from raibid_api.storage.scripts import RateLimit
+from raibid_api.storage.job_store import JobStore
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 COMMIT_PATTERN = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")

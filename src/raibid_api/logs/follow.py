@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
+from raibid_api.domain.jobs import Job, JobStatus
 from raibid_api.errors import ServiceUnavailableError
-from raibid_api.jobs.models import Job, JobStatus
 from raibid_api.logs.entries import render_entry
 from raibid_api.logs.fanout import LogFanout, Subscription, entry_key
 from raibid_api.logs.sse import RETRY_MS, encode_comment, encode_event, encode_retry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from raibid_api.jobs.models import FLOAT_FIELDS, INT_FIELDS, JOB_FIELDS, Job
+from raibid_api.domain.jobs import FLOAT_FIELDS, INT_FIELDS, JOB_FIELDS, Job
 
 CREATED_MS = "_created_ms"  # the creation score of the job in every index
 QUEUE_ENTRY = "_entry"  # id of the job's entry in the queue stream while it is queued or held

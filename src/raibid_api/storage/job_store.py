@@ -9,17 +9,26 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import cast
 
 import orjson
 from redis.asyncio import Redis
 
-from raibid_api.jobs.models import Job, JobFilter, JobStatus, content_fingerprint
+from raibid_api.domain.jobs import (
+    AttemptGuard,
+    Delivery,
+    Job,
+    JobFilter,
+    JobStatus,
+    Supersession,
+    content_fingerprint,
+)
+from raibid_api.domain.limits import RATE_WINDOW_MS, RateLimit
+from raibid_api.domain.states import check_transition
 from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
-from raibid_api.storage.scripts import RATE_WINDOW_MS, CreateCall, CreateOutcome, RateLimit, Scripts
+from raibid_api.storage.scripts import CreateCall, CreateOutcome, Scripts
 
 DELIVERY_TTL_S = 7 * 86_400
 LATEST_TTL_S = 7 * 86_400
@@ -38,33 +47,6 @@ def index_keys(keys: Keys, job: Mapping[str, object]) -> list[str]:
     if job.get("branch"):
         found.append(keys.index_branch(str(job["branch"])))
     return found
-
-
-@dataclass(frozen=True)
-class AttemptGuard:
-    """The attempt a transition is meant for: its job token, and when its lease must have ended."""
-
-    token_hash: str
-    lease_ended_by: int | None = None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The forge delivery a job came from, for redelivery dedup."""
-
-    forge: str
-    delivery_id: str
-
-
-@dataclass(frozen=True)
-class Supersession:
-    """A new job's line of work (its repo's branch or pull request), and how it ends the last."""
-
-    repo: str
-    line: str
-    reason: str
-    cancel_running: bool = False
-    """A running job it supersedes is to be cancelled too (by the caller, after the step)."""
 
 
 class JobStore:
@@ -177,11 +159,14 @@ class JobStore:
         move happen only for the attempt it names (and, if it says so, once its lease ended).
 
         Raises:
+            ValueError: the state machine has no edge from the job's status to ``target`` (a
+                programming error: `raibid_api.domain.states.TRANSITIONS`).
             JobNotFoundError: the job is gone.
             TransitionConflictError: the job is no longer in the status ``job`` shows.
         """
         job_id = str(job["id"])
         expected = str(job["status"])
+        check_transition(JobStatus(expected), JobStatus(target))  # before any I/O
         public = {k: v for k, v in (fields or {}).items() if not k.startswith("_")}
         after: Job = dict(job) | public | {"status": target}
         terminal = JobStatus(target).is_terminal

@@ -11,9 +11,10 @@ import uuid
 
 from redis.asyncio import Redis
 
+from raibid_api.domain.limits import RATE_WINDOW_MS, RateLimit
 from raibid_api.storage.connection import ScriptBatcher
 from raibid_api.storage.keys import Keys
-from raibid_api.storage.scripts import RATE_WINDOW_MS, RateLimit, register
+from raibid_api.storage.scripts import register
 
 
 class RateLimitStore:

@@ -6,8 +6,6 @@ errors; callers never see a raw reply.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
@@ -16,10 +14,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from raibid_api.domain.limits import RateLimit
 from raibid_api.errors import (
     JobNotFoundError,
     JobTokenError,
-    RateLimitedError,
     TransitionConflictError,
 )
 from raibid_api.storage.connection import ScriptBatcher
@@ -48,28 +46,6 @@ def script_source(name: str) -> str:
 def register(redis: Redis, name: str) -> AsyncScript:
     """Register the script ``name`` (with its libraries) on ``redis``."""
     return redis.register_script(script_source(name))
-
-
-RATE_WINDOW_MS = 60_000
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Counts a request against each subject's sliding one-minute log, unless one is full."""
-
-    what: str
-    """What is counted, for the refusal's message (``webhook deliveries``)."""
-    subjects: Sequence[tuple[str, str]]
-    """``(scope, subject)`` pairs, e.g. ``("source", "10.0.0.1")``."""
-    per_minute: int
-
-    def refused(self, index: int, retry_after_ms: int) -> RateLimitedError:
-        """The error for a request that subject ``index`` (1-based) refused."""
-        scope = self.subjects[index - 1][0]
-        return RateLimitedError(
-            f"too many {self.what} for this {scope}; the limit is {self.per_minute} a minute",
-            retry_after=max(1, math.ceil(retry_after_ms / 1000)),
-        )
 
 
 @dataclass(frozen=True)

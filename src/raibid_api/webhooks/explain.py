@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from raibid_api.domain.jobs import JobId, JobStatus
 from raibid_api.errors import JobNotFoundError, RaibidError
-from raibid_api.jobs.models import JobId, JobStatus
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
 from raibid_api.webhooks.intake import Delivery, read_delivery

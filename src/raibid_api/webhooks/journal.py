@@ -17,8 +17,8 @@ from typing import Protocol
 import orjson
 import structlog
 
+from raibid_api.domain.jobs import Clock
 from raibid_api.errors import InvalidCursorError, ServiceUnavailableError
-from raibid_api.jobs.models import Clock
 
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 _MAX_ID_PART = 2**64 - 1

@@ -16,9 +16,9 @@ from typing import Protocol
 
 import structlog
 
+from raibid_api.domain.jobs import Clock
+from raibid_api.domain.limits import RateLimit
 from raibid_api.errors import ServiceUnavailableError
-from raibid_api.jobs.models import Clock
-from raibid_api.storage.scripts import RateLimit
 
 WHAT = "webhook deliveries"
 # The counters must not hold a delivery up for long when Redis is slow; past this, let it in.

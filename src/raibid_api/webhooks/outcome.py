@@ -10,9 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
+from raibid_api.domain.jobs import Job
+from raibid_api.domain.jobs import content_fingerprint as job_content_fingerprint
 from raibid_api.errors import NotFoundError
-from raibid_api.jobs.models import Job
-from raibid_api.jobs.models import content_fingerprint as job_content_fingerprint
 from raibid_api.webhooks.events import Ignored, IgnoreReason, WebhookEvent
 from raibid_api.webhooks.journal import Decision
 from raibid_api.webhooks.registry import ADAPTERS, WebhookAdapter

@@ -19,11 +19,11 @@ from typing import Protocol
 import structlog
 
 from raibid_api.config import WebhookSettings
+from raibid_api.domain.jobs import Clock, JobId, format_time
+from raibid_api.domain.jobs import Delivery as DeliveryKey
+from raibid_api.domain.limits import RateLimit
 from raibid_api.errors import RaibidError, RateLimitedError, ServiceUnavailableError
-from raibid_api.jobs.models import Clock, JobId, format_time
 from raibid_api.jobs.service import JobService
-from raibid_api.storage.job_store import Delivery as DeliveryKey
-from raibid_api.storage.scripts import RateLimit
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
 from raibid_api.webhooks.intake import Delivery, read_delivery

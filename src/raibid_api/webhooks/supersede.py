@@ -23,10 +23,9 @@ from typing import Protocol
 import structlog
 
 from raibid_api.config import WebhookSettings
+from raibid_api.domain.jobs import JobId, JobStatus, Supersession
 from raibid_api.errors import JobNotFoundError, TransitionConflictError
-from raibid_api.jobs.models import JobId, JobStatus
 from raibid_api.jobs.service import JobService
-from raibid_api.storage.job_store import Supersession
 from raibid_api.webhooks.events import WebhookEvent
 from raibid_api.webhooks.rules import is_auto_cancel_exempt
 

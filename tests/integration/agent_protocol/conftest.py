@@ -54,7 +54,7 @@ def start_protocol(
             state = app.state.raibid
             # The composition root builds one SystemClock and hands that same object to every
             # service; pointing it at the test's clock moves time for all of them at once.
-            monkeypatch.setattr(state.extras["clock"], "now_ms", clock.now_ms)
+            monkeypatch.setattr(state.clock, "now_ms", clock.now_ms)
             async with ProtocolApp.serving(app, redis, keys, clock) as api:
                 yield api
 

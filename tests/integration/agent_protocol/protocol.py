@@ -93,7 +93,7 @@ class ProtocolApp:
         """A client of ``app``, whose lifespan the caller already runs."""
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://raibid.test") as http:
-            yield cls(http, redis, keys, clock, app.state.raibid.extras["reaper"], app)
+            yield cls(http, redis, keys, clock, app.state.raibid.reaper, app)
 
     async def trigger(self, branch: str = "main") -> dict[str, Any]:
         """A new pending job, by manual trigger."""

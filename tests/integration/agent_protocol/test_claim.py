@@ -9,7 +9,7 @@ import time
 import pytest
 from starlette.types import Message
 
-from raibid_api.jobs.models import format_time
+from raibid_api.domain.jobs import format_time
 from tests.integration.agent_protocol.protocol import (
     AGENT,
     AGENT_TOKEN,

@@ -3,7 +3,7 @@ what they do once the job was cancelled under it."""
 
 from __future__ import annotations
 
-from raibid_api.jobs.models import format_time
+from raibid_api.domain.jobs import format_time
 from raibid_api.storage.keys import GROUP
 from tests.integration.agent_protocol.protocol import (
     LEASE_SECONDS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from raibid_api.jobs.models import Job
+from raibid_api.domain.jobs import Job
 from raibid_api.storage.keys import GROUP
 from tests.integration.agent_protocol.conftest import ProtocolFactory
 from tests.integration.agent_protocol.protocol import (

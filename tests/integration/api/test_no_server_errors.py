@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raibid_api.jobs.models import JobEvent, JobStatus
+from raibid_api.domain.jobs import JobEvent, JobStatus
 from tests.integration.api.client import (
     JOB_FIELDS,
     JSON,

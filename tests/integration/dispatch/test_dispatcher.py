@@ -18,8 +18,8 @@ from raibid_api.dispatch.cluster import LightkubeClusterApi
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher, PassResult
 from raibid_api.dispatch.manifests import AgentJobTemplate, agent_job, agent_job_name
 from raibid_api.dispatch.sources import ServiceJobSource
+from raibid_api.domain.jobs import format_time
 from raibid_api.errors import ServiceUnavailableError
-from raibid_api.jobs.models import format_time
 from tests.factories import ManualClock
 from tests.integration.dispatch.conftest import DispatcherFactory, claim, trigger
 from tests.integration.dispatch.kube_double import KubeDouble

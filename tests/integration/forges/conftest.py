@@ -10,13 +10,13 @@ import pytest
 import structlog
 from redis.asyncio import Redis
 
+from raibid_api.domain.jobs import Job, job_links
 from raibid_api.forges.clients import GiteaStatusClient, GitHubStatusClient, StatusReporter
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.reporting import StatusReporting
 from raibid_api.forges.routing import ForgeRouter, ForgeTarget
 from raibid_api.forges.worker import StatusWorker
 from raibid_api.jobs.cursor import CursorCodec
-from raibid_api.jobs.models import Job, job_links
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys

@@ -6,11 +6,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from raibid_api.domain.jobs import Job, JobId, JobStatus
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.reporting import StatusReporting
 from raibid_api.forges.routing import ForgeRouter
 from raibid_api.forges.sweep import StatusSweep
-from raibid_api.jobs.models import Job, JobId, JobStatus
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.outbox import StatusOutbox, StatusReport
 from tests.conftest import RawRedis

@@ -18,12 +18,12 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from raibid_api.config import RedisSettings
+from raibid_api.domain.jobs import JobId, JobStatus
+from raibid_api.domain.states import TRANSITIONS, can_leave
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.errors import TransitionConflictError
 from raibid_api.jobs.cursor import CursorCodec
-from raibid_api.jobs.models import JobId, JobStatus
 from raibid_api.jobs.service import JobService, ManualTrigger
-from raibid_api.jobs.states import TRANSITIONS, can_leave
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys

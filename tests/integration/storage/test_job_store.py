@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from raibid_api.domain.jobs import AttemptGuard, Delivery, JobEvent, JobFilter, JobStatus
 from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
-from raibid_api.jobs.models import JobEvent, JobFilter, JobStatus
-from raibid_api.storage.job_store import AttemptGuard, Delivery, JobStore
+from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import GROUP, Keys
 from tests.conftest import RawRedis
 from tests.factories import make_job

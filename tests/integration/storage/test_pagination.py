@@ -9,9 +9,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from raibid_api.config import RedisSettings
+from raibid_api.domain.jobs import JobFilter, JobId, JobStatus
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.jobs.cursor import CursorCodec
-from raibid_api.jobs.models import JobFilter, JobId, JobStatus
 from raibid_api.jobs.service import JobService, ManualTrigger
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.job_store import JobStore

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from raibid_api.config import load_settings
+from raibid_api.domain.jobs import job_links
 from raibid_api.forges.clients import CommitStatus, Delivery
 from raibid_api.forges.reporting import configured_targets
 from raibid_api.forges.routing import ForgeRouter, ForgeTarget, clone_host
-from raibid_api.jobs.models import job_links
 from tests.factories import make_job
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import AgentPrincipal, ReadPrincipal, state_of
+from raibid_api.api.deps import AgentPrincipal, AgentServiceDep, JobToken, ReadPrincipal
 from raibid_api.api.schemas import (
     AgentOut,
     ClaimIn,
@@ -20,31 +20,12 @@ from raibid_api.api.schemas import (
     LogBatchOut,
     QueueOut,
 )
-from raibid_api.errors import JobTokenError
-from raibid_api.jobs.agents import AgentService
-from raibid_api.jobs.models import JobStatus, parse_job_id
+from raibid_api.domain.jobs import JobStatus, parse_job_id
 
 router = APIRouter(tags=["agents"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
-
-
-async def agent_service(request: Request) -> AgentService:
-    """The agent service."""
-    return state_of(request).agents
-
-
-async def job_token(request: Request) -> str:
-    """The job token a job call carries as its bearer credential."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise JobTokenError("job calls need Authorization: Bearer <job token>")
-    return token.strip()
-
-
-AgentServiceDep = Annotated[AgentService, Depends(agent_service)]
-JobToken = Annotated[str, Depends(job_token)]
 
 
 def _json(body: object) -> Response:

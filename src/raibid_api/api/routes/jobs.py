@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from raibid_api.api.deps import JobServiceDep, ReadPrincipal, WritePrincipal, state_of
 from raibid_api.api.schemas import CancelIn, ErrorOut, JobOut, JobPageOut, ManualTriggerIn
-from raibid_api.jobs.models import JobEvent, JobFilter, JobStatus, parse_job_id
+from raibid_api.domain.jobs import JobEvent, JobFilter, JobStatus, parse_job_id
 from raibid_api.jobs.service import ManualTrigger
 
 router = APIRouter(tags=["jobs"])

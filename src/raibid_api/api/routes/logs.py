@@ -8,9 +8,9 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from raibid_api.api.deps import JobServiceDep, ReadPrincipal, state_of
+from raibid_api.api.deps import EventStoreDep, JobServiceDep, LiveLogsDep, ReadPrincipal
 from raibid_api.api.schemas import ErrorOut, LogEntryOut
-from raibid_api.jobs.models import parse_job_id
+from raibid_api.domain.jobs import parse_job_id
 from raibid_api.logs.entries import log_text, render_entry
 from raibid_api.logs.sse import parse_last_event_id
 
@@ -45,6 +45,8 @@ async def read_logs(
     job_id: str,
     request: Request,
     jobs: JobServiceDep,
+    events: EventStoreDep,
+    live_logs: LiveLogsDep,
     _: ReadPrincipal,
     tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     last_event_id: Annotated[
@@ -58,10 +60,9 @@ async def read_logs(
     if EVENT_STREAM in request.headers.get("accept", ""):
         after = parse_last_event_id(last_event_id_header, last_event_id)
         job = await jobs.get(parse_job_id(job_id))
-        stream = state_of(request).live_logs.stream(job, after)
+        stream = live_logs.stream(job, after)
         return StreamingResponse(stream, media_type=EVENT_STREAM, headers=SSE_HEADERS)
     job = await jobs.get(parse_job_id(job_id))
-    events = state_of(request).events
     if tail is not None:
         entries = await events.read_last(job["id"], tail)
     else:

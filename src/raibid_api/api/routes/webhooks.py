@@ -10,22 +10,18 @@ import json
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
-from raibid_api.api.deps import ReadPrincipal, WritePrincipal, state_of
+from raibid_api.api.deps import ReadPrincipal, WebhookIntakeDep, WritePrincipal, state_of
 from raibid_api.api.schemas import ErrorOut
 from raibid_api.errors import PayloadTooLargeError
 from raibid_api.webhooks.explain import explain_delivery
 from raibid_api.webhooks.journal import Decision, JournalQuery
 from raibid_api.webhooks.outcome import IntakeResult
-from raibid_api.webhooks.service import WebhookIntake
-
-INTAKE = "webhook_intake"
-"""The key of the `WebhookIntake` in `AppState.extras`."""
 
 router = APIRouter(tags=["webhooks"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -43,15 +39,6 @@ _DELIVERY_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-async def webhook_intake(request: Request) -> WebhookIntake:
-    """The webhook intake of the app serving ``request`` (async: no thread-pool hop)."""
-    intake: WebhookIntake = state_of(request).extras[INTAKE]
-    return intake
-
-
-WebhookIntakeDep = Annotated[WebhookIntake, Depends(webhook_intake)]
 
 
 class WebhookJobOut(BaseModel):
@@ -176,7 +163,7 @@ async def deliver(request: Request) -> Response:
     cost a large part of a delivery; `receive_webhook` stays as the documented route and
     answers the same way. Errors take the app's handlers either way.
     """
-    intake: WebhookIntake = state_of(request).extras[INTAKE]
+    intake = state_of(request).intake
     forge = request.path_params["forge"]
     headers = _request_headers(request)
     source = request.client.host if request.client is not None else "unknown"

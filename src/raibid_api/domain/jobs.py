@@ -131,3 +131,30 @@ class JobPage:
     jobs: list[Job]
     next_cursor: str | None
     total: int
+
+
+@dataclass(frozen=True)
+class AttemptGuard:
+    """The attempt a transition is meant for: its job token, and when its lease must have ended."""
+
+    token_hash: str
+    lease_ended_by: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The forge delivery a job came from, for redelivery dedup."""
+
+    forge: str
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class Supersession:
+    """A new job's line of work (its repo's branch or pull request), and how it ends the last."""
+
+    repo: str
+    line: str
+    reason: str
+    cancel_running: bool = False
+    """A running job it supersedes is to be cancelled too (by the caller, after the step)."""
