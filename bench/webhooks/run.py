@@ -59,27 +59,35 @@ class Server:
     child: ChildProcess
 
 
-def start_raibid(redis_url: str, workdir: Path, level: str) -> Server:
-    """`python -m raibid_api serve`: signed forges, limits far above the load, a spool."""
+def start_raibid(
+    redis_url: str, workdir: Path, level: str, *, name: str = "raibid-api", prefix: str = PREFIX,
+    extra: dict[str, dict[str, object]] | None = None,
+) -> Server:  # fmt: skip
+    """`python -m raibid_api serve`: signed forges, limits far above the load, a spool.
+
+    ``extra`` adds or replaces whole configuration sections (``dispatch: none`` otherwise);
+    ``name`` names the server, its files under ``workdir`` and nothing else.
+    """
     port = free_port()
-    config = {
+    config: dict[str, dict[str, object]] = {
         "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
-        "redis": {"url": redis_url, "key_prefix": PREFIX},
+        "redis": {"url": redis_url, "key_prefix": prefix},
         "webhooks": {
             "gitea": {"secret": SECRET},
             "github": {"secret": SECRET},
             "rate_limit_per_minute": 1_000_000_000,
-            "spool_dir": str(workdir / "spool"),
+            "spool_dir": str(workdir / f"{name}-spool"),
         },
         "dispatch": {"mode": "none"},
         "logging": {"level": level, "format": "json"},
     }
-    path = workdir / "raibid.yaml"
+    config |= extra or {}
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)]
-    child = ChildProcess(command, workdir / "raibid.log").start()
+    child = ChildProcess(command, workdir / f"{name}.log").start()
     _wait(child, f"http://127.0.0.1:{port}/ready")
-    return Server("raibid-api", port, child)
+    return Server(name, port, child)
 
 
 def start_baseline(redis_url: str, workdir: Path) -> Server:
@@ -202,7 +210,7 @@ async def measure_spool(
     client = Redis.from_url(redis_server.url)
     before = _job_count(client)
     redis_server.stop()
-    spool = workdir / "spool"
+    spool = workdir / f"{server.name}-spool"
     load = await run_load(server.port, SECRET.encode(), connections=8, seconds=3)
     spooled = len(list(spool.glob("*.json")))
     redis_server.start()
