@@ -173,6 +173,17 @@ def test_an_address_of_another_machine_is_one_line_and_exit_2(tmp_path: Path) ->
     assert result.stdout == ""
 
 
+def test_no_ready_banner_when_the_app_cannot_start(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: a connection is refused
+        env = clean_env() | {"RAIBID_REDIS__URL": f"redis://127.0.0.1:{closed.getsockname()[1]}/0"}
+        config = write_config(tmp_path, tmp_path / "redis")
+        result = raibid_api("serve", "--config", str(config), "--port", "0", env=env)
+    assert result.returncode == 3
+    assert "Application startup failed" in result.stderr
+    assert "raibid-api ready" not in result.stdout + result.stderr
+
+
 def test_a_second_server_on_the_same_data_folder_is_refused(
     serve_free_port: Launch, tmp_path: Path
 ) -> None:
