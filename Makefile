@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/development.yaml
+ARGS ?=
 INSTALLED := $(VENV)/.installed-dev
 INSTALLED_RUN := $(VENV)/.installed-run
 
@@ -25,8 +26,8 @@ $(INSTALLED): $(INSTALLED_RUN) requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	touch $@
 
-run: $(INSTALLED_RUN) ## install, then start the server on 127.0.0.1:8080 (embedded Redis)
-	$(BIN)/raibid-api serve --config $(CONFIG)
+run: $(INSTALLED_RUN) ## install, then serve on 127.0.0.1:8080 (embedded Redis); ARGS='--port 9090'
+	$(BIN)/raibid-api serve --config $(CONFIG) $(ARGS)
 
 test: $(INSTALLED) ## install the dev extras, then lint, type-check and run every test
 	$(BIN)/ruff check src tests bench

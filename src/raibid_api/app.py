@@ -79,7 +79,7 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
     await store.ensure_queue_group()
     service = JobService(
         store, clock, CursorCodec(await store.cursor_secret()),
-        public_url=settings.server.public_url, clone_url_schemes=settings.jobs.clone_url_schemes,
+        public_url=settings.server.base_url, clone_url_schemes=settings.jobs.clone_url_schemes,
     )  # fmt: skip
     agent_store = AgentStore(redis, keys, events_maxlen=settings.logs.max_lines)
     lease = LeaseLimits(

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
+import socket
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
 import yaml
 
-from raibid_api.config import Settings, load_settings, parse_duration, secret_values
+from raibid_api.config import (
+    RedisSettings,
+    Settings,
+    load_settings,
+    parse_duration,
+    secret_values,
+)
+from raibid_api.embedded import DataDirLock
 from raibid_api.errors import AuthenticationError, ConfigError, PermissionDeniedError
 from raibid_api.observability.logging import SecretRedactor, configure_logging
 
@@ -53,48 +63,130 @@ def _exit_after_shutdown(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-@app.command()
-def serve(config: ConfigOption = None) -> None:
-    """Start the server (with an embedded Redis when redis.url is not set)."""
-    settings = _load(config)
-    configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
-    from raibid_api.app import create_app  # imported here: `config check` needs none of it
+HostOption = Annotated[
+    str | None, typer.Option("--host", help="Address to listen on (default: server.host).")
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--port", min=0, max=65535, help="Port; 0 picks a free one (default: server.port)."
+    ),
+]
 
-    base = settings.server.public_url
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (the family chosen as uvicorn chooses it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (is another raibid-api running? use --port)"
+        else:
+            text = exc.strerror or str(exc)
+            reason = text[:1].lower() + text[1:]
+        _fail(f"cannot listen on {_address(host, port)}: {reason}")
+    return sock
+
+
+@contextlib.contextmanager
+def _claim_data_dir(redis: RedisSettings) -> Iterator[None]:
+    """Hold the embedded Redis data folder while the server lives (an external Redis: nothing)."""
+    if redis.url is not None:
+        yield
+        return
+    try:
+        lock = DataDirLock(redis.data_dir).acquire()
+    except ConfigError as exc:
+        _fail(exc.message)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _bound_to(settings: Settings, sock: socket.socket) -> Settings:
+    """``settings`` naming the address ``sock`` got; an unset public_url follows it."""
+    host, port = sock.getsockname()[:2]
+    server = settings.server.model_copy(update={"host": host, "port": port})
+    server = server.model_copy(update={"public_url": server.base_url})
+    return settings.model_copy(update={"server": server})
+
+
+def _banner(settings: Settings, config: Path | None) -> str:
+    base = settings.server.base_url
     where = config or "built-in defaults (no --config, no $RAIBID_CONFIG)"
     redis = "external" if settings.redis.url else f"embedded, data in {settings.redis.data_dir}"
-    typer.echo(
-        f"raibid-api listening on http://{settings.server.host}:{settings.server.port}\n"
+    return (
+        f"raibid-api ready, listening on "
+        f"http://{_address(settings.server.host, settings.server.port)}\n"
         f"  jobs:     {base}/jobs\n"
         f"  webhook:  {base}/webhook/gitea  (also /webhook/forgejo, /webhook/github)\n"
         f"  api docs: {base}/docs\n"
         f"  config:   {where}\n"
-        f"  redis:    {redis}",
-        err=True,
+        f"  redis:    {redis}"
     )
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
-    # found installed: make that one exit 0, since a requested, completed shutdown is a success
-    signal.signal(signal.SIGTERM, _exit_after_shutdown)
-    server_config = uvicorn.Config(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
-    _Server(server_config).run()
+
+
+@app.command()
+def serve(config: ConfigOption = None, host: HostOption = None, port: PortOption = None) -> None:
+    """Start the server (with an embedded Redis when redis.url is not set)."""
+    settings = _load(config)
+    configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
+    # bound before the app exists, so the app is told the address it really got (--port 0)
+    where = (host or settings.server.host, settings.server.port if port is None else port)
+    with _listen(*where) as sock, _claim_data_dir(settings.redis):
+        from raibid_api.app import create_app  # imported late: a refusal needs none of it
+
+        settings = _bound_to(settings, sock)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
+        # handler it found installed: make that one exit 0, since a requested, completed
+        # shutdown is a success
+        signal.signal(signal.SIGTERM, _exit_after_shutdown)
+        server_config = uvicorn.Config(
+            create_app(settings),
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=10,
+        )
+        _Server(server_config, _banner(settings, config)).run(sockets=[sock])
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, ending live log streams as soon as a shutdown is asked for.
+    """uvicorn's server, announcing itself once ready and ending live log streams at shutdown.
 
     uvicorn waits for open responses before it runs the app's shutdown, and a log stream stays
-    open until its job ends: without this, every shutdown would wait out its grace period.
+    open until its job ends: without `handle_exit` ending them, every shutdown would wait out its
+    grace period.
     """
+
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self._banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start the app, then serve on ``sockets``; print the banner only if both succeeded."""
+        await super().startup(sockets=sockets)
+        # here the lifespan has run (Redis up, state built) and the socket is being served: the
+        # lifespan itself could not say so, as it does not know the address and starts under
+        # test clients that serve none
+        if self.started and not self.should_exit:
+            typer.echo(self._banner, err=True)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         app = self.config.app

@@ -6,6 +6,7 @@ Precedence, highest first: keyword arguments > environment > YAML file > default
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from contextvars import ContextVar
@@ -41,6 +42,7 @@ ENV_CONFIG_PATH = "RAIBID_CONFIG"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PLACEHOLDER_SECRETS = frozenset({"...", "changeme", "changethis", "secret", "xxx"})
+_LOOPBACK = {4: ipaddress.ip_address("127.0.0.1"), 6: ipaddress.ip_address("::1")}
 
 
 def parse_duration(value: object) -> object:
@@ -124,20 +126,43 @@ Secret = Annotated[SecretStr, AfterValidator(_reject_placeholder)]
 
 
 class ServerSettings(Section):
-    """Where the HTTP server listens and how it names itself in links."""
+    """Where the HTTP server listens and how it names itself in links.
 
-    host: str = "127.0.0.1"
+    ``public_url: null`` (the default) names the server by the address it listens on; `serve`
+    fills it in with the address it actually bound (``--port 0`` picks a free port).
+    """
+
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     environment: Literal["development", "production"] = "development"
 
     @field_validator("public_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @property
+    def local_url(self) -> str:
+        """``http://host:port``, a wildcard host (``0.0.0.0``, ``::``) named by its loopback."""
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:  # a host name
+            return f"http://{self.host}:{self.port}"
+        if address.is_unspecified:
+            address = _LOOPBACK[address.version]
+        host = f"[{address}]" if address.version == 6 else str(address)
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The URL links are built from: `public_url`, else `local_url`."""
+        return self.public_url or self.local_url
 
 
 class RedisSettings(Section):

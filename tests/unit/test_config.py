@@ -111,6 +111,8 @@ def test_unknown_env_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("webhooks: {gitea: {secret: changeme}}\n", "webhooks.gitea.secret"),
         ("redis: {key_prefix: 'a b'}\n", "redis.key_prefix"),
+        ("server: {host: ''}\n", "server.host"),
+        ("server: {public_url: 'ftp://ci.example.org'}\n", "server.public_url"),
     ],
 )
 def test_invalid_value_names_key_path_and_reason(tmp_path: Path, text: str, path: str) -> None:
@@ -204,3 +206,43 @@ def test_env_for_one_nested_key_keeps_the_section_defaults(monkeypatch: pytest.M
     settings = load_settings()
     assert settings.forges.github.context == "ci/raibid"
     assert settings.forges.github.url == "https://api.github.com"
+
+
+def test_public_url_is_unset_by_default_and_links_follow_host_and_port(tmp_path: Path) -> None:
+    assert load_settings().server.public_url is None
+    assert load_settings().server.base_url == "http://127.0.0.1:8080"
+    server = load_settings(write(tmp_path, "server: {host: localhost, port: 9090}\n")).server
+    assert server.public_url is None
+    assert server.base_url == "http://localhost:9090"
+
+
+def test_public_url_null_in_yaml_is_the_default(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "server: {public_url: null, port: 9000}\n"))
+    assert settings.server.public_url is None
+    assert settings.server.base_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:9090"),  # noqa: S104
+        ("::", "http://[::1]:9090"),
+        ("::1", "http://[::1]:9090"),
+        ("10.1.2.3", "http://10.1.2.3:9090"),
+        ("fd00::7", "http://[fd00::7]:9090"),
+    ],
+)
+def test_a_wildcard_host_is_named_by_its_loopback(host: str, url: str) -> None:
+    server = load_settings(server={"host": host, "port": 9090}).server
+    assert server.local_url == url
+    assert server.base_url == url
+
+
+def test_a_set_public_url_names_the_links_whatever_the_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAIBID_SERVER__PUBLIC_URL", "https://ci.example.org/")
+    server = load_settings(server={"host": "0.0.0.0", "port": 9090}).server  # noqa: S104
+    assert server.public_url == "https://ci.example.org"
+    assert server.base_url == "https://ci.example.org"
+    assert server.local_url == "http://127.0.0.1:9090"
