@@ -242,15 +242,9 @@ def _create_outcome(call: CreateCall, reply: list[Any]) -> CreateOutcome:
         superseded = str(reply[2])
         if not superseded:
             return CreateOutcome(call.job_id)
-        fields = reply[4] if len(reply) > 4 else None
-        return CreateOutcome(
-            call.job_id,
-            superseded=Superseded(
-                superseded,
-                cancelled_here=reply[3] == "cancelled",
-                fields=None if fields is None else _pairs(fields),
-            ),
-        )
+        cancelled_here = reply[3] == "cancelled"
+        fields = _pairs(reply[4]) if cancelled_here and not call.dry_run else None
+        return CreateOutcome(call.job_id, superseded=Superseded(superseded, cancelled_here, fields))
     if tag == "duplicate":
         return CreateOutcome(str(reply[2]), duplicate=_DUPLICATES[str(reply[1])])
     if tag == "rate_limited" and call.rate_limit is not None:

@@ -43,7 +43,7 @@
 --   {'duplicate', 'delivery' | 'content', job id}: a known delivery, or content an active job
 --     is building
 --   {'created', queue entry id ('' in a dry run), superseded job id ('' none to end), its fate,
---     its public fields after (flat; only when a real run cancelled it)}: a new job; the fate
+--     its public fields after, flat ({} unless a real run cancelled it)}: a new job; the fate
 --     is 'cancelled' (ended in this step) or 'caller' (left to the caller to end: running, with
 --     `cancel_running`; or pending without a named content key), '' with no superseded job
 
@@ -105,7 +105,7 @@ if not dry then
   end
 end
 if p.line_ttl == 0 then
-  return {'created', entry, '', ''}
+  return {'created', entry, '', '', {}}
 end
 
 -- the newest job of the line: the later creation wins, even when it reaches Redis first
@@ -125,7 +125,7 @@ if superseded ~= job_id and not dry then
   redis.call('SET', KEYS[5], p.score .. ' ' .. job_id, 'EX', p.line_ttl)
 end
 if superseded == '' then
-  return {'created', entry, '', ''}
+  return {'created', entry, '', '', {}}
 end
 
 local function fill(template, first, second)
@@ -151,13 +151,13 @@ else
   f = redis.call('HMGET', old_key, 'status', 'repo', 'branch', 'event', '_content')
 end
 if f[1] ~= 'pending' and (f[1] ~= 'running' or not p.cancel_running) then
-  return {'created', entry, '', ''}
+  return {'created', entry, '', '', {}}
 end
 if f[1] ~= 'pending' or not f[5] then
-  return {'created', entry, superseded, 'caller'}
+  return {'created', entry, superseded, 'caller', {}}
 end
 if dry then
-  return {'created', entry, superseded, 'cancelled'}
+  return {'created', entry, superseded, 'cancelled', {}}
 end
 local sep = p.separator
 local ended = transition_job(
