@@ -20,7 +20,7 @@
 -- ARGV[1] the call, one JSON object:
 --   job_id     the new job's id
 --   score      its creation time (ms, a string): the score in every index, the time the rate
---              limits count, the end time of a job it cancels
+--              limits count, and when the retention of a job it cancels starts
 --   fields     the new job's hash fields, an object of strings (`created_at` is the end time
 --              written on a job it cancels)
 --   dry_run    true: decide, write nothing
