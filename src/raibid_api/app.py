@@ -89,7 +89,7 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
     )
     checks = HealthChecks()
     checks.add("redis", store.ping)
-    intake, replayer = _webhook_intake(settings, redis, keys, service, store, clock)
+    intake, replayer = _webhook_intake(settings, redis, keys, service, clock)
     state = AppState(
         settings, TokenRegistry(settings.auth), service, checks,
         agents=AgentService(service, store, agent_store, clock, lease),
@@ -113,21 +113,23 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
 
 
 def _webhook_intake(
-    settings: Settings, redis: RedisClient, keys: Keys, jobs: JobService, store: JobStore,
-    clock: SystemClock,
-) -> tuple[WebhookIntake, SpoolReplayer | None]:  # fmt: skip
+    settings: Settings, redis: RedisClient, keys: Keys, jobs: JobService, clock: SystemClock
+) -> tuple[WebhookIntake, SpoolReplayer | None]:
     """The webhook intake, and its spool's replay loop (None when the spool is off)."""
     hooks = settings.webhooks
     journal = DeliveryJournalStore(
         redis, keys, retention_s=int(settings.jobs.retention.total_seconds())
     )
-    limiter = DeliveryLimiter(RateLimitStore(redis, keys), hooks.rate_limit_per_minute, clock)
+    limiter = DeliveryLimiter(
+        RateLimitStore(redis, keys), hooks.rate_limit_per_minute, clock,
+        deadline_s=hooks.rate_limit_deadline.total_seconds(),
+    )  # fmt: skip
     spool = DeliverySpool(hooks.spool_dir, hooks.spool_max_bytes) if hooks.spool_dir else None
     if spool is not None:
         spool.open()
     intake = WebhookIntake(
         hooks, jobs, journal=DeliveryJournal(journal, clock), limiter=limiter,
-        lookup=journal, auto_cancel=AutoCancel(jobs, store, hooks), spool=spool, clock=clock,
+        auto_cancel=AutoCancel(jobs, hooks), spool=spool, clock=clock,
     )  # fmt: skip
     return intake, SpoolReplayer(intake, spool) if spool is not None else None
 

@@ -81,6 +81,18 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
+FORGE_DELIVERY_TIMEOUT = timedelta(seconds=5)
+"""How long Gitea waits for the answer to a delivery (the shortest of the forges), unretried."""
+
+
+def _below_forge_timeout(value: timedelta) -> timedelta:
+    if value >= FORGE_DELIVERY_TIMEOUT:
+        raise ValueError("must be below 5s, the time Gitea waits for the answer to a delivery")
+    return value
+
+
+DeliveryDeadline = Annotated[PositiveDuration, AfterValidator(_below_forge_timeout)]
+"""A wait within the handling of one delivery: the forge must have its answer before it leaves."""
 
 
 class Section(BaseModel):
@@ -251,6 +263,10 @@ class WebhookSettings(Section):
     auto_cancel_running: bool = False
     auto_cancel_exempt: list[str] = Field(default_factory=lambda: ["main", "master"])
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # past it a delivery is spooled, so that its answer leaves long before the forge gives up
+    store_deadline: DeliveryDeadline = timedelta(seconds=2.5)
+    # past it a delivery is let in uncounted: a slow Redis must not hold every delivery up
+    rate_limit_deadline: DeliveryDeadline = timedelta(milliseconds=500)
     spool_dir: Path | None = Path(".raibid/spool")
     spool_max_bytes: int = Field(default=256 * 1_048_576, ge=0)
     repos: dict[str, RepoWebhookSettings] = Field(default_factory=dict)

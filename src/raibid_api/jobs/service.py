@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import orjson
@@ -36,6 +36,7 @@ from raibid_api.errors import (
 from raibid_api.jobs.cursor import CursorCodec
 from raibid_api.storage.codec import decode_job
 from raibid_api.storage.job_store import JobStore
+from raibid_api.storage.scripts import CreateOutcome
 
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 COMMIT_PATTERN = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -54,6 +55,19 @@ class ManualTrigger:
     branch: str | None = None
     commit: str | None = None
     requested_by: str | None = None
+
+
+class CreateStep(TypedDict, total=False):
+    """How a job is stored besides itself (`JobStore.create`): dedup, limits, supersession."""
+
+    delivery: Delivery | None
+    """The forge delivery; a known one returns the job it made."""
+    coalesce: bool
+    """While a job building the same is pending or running, return it instead."""
+    limit: RateLimit | None
+    """Count the request against these sliding windows (a full one refuses it)."""
+    supersede: Supersession | None
+    """Make the job its line's newest and cancel the job it supersedes."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +192,7 @@ class JobService:
         job |= fields
         return job
 
-    async def create(
-        self, job: Job, *, delivery: Delivery | None = None, coalesce: bool = False,
-        limit: RateLimit | None = None, supersede: Supersession | None = None,
-    ) -> Created:  # fmt: skip
+    async def create(self, job: Job, **step: Unpack[CreateStep]) -> Created:
         """Store ``job`` with its indexes and queue entry, in one step (see `JobStore.create`).
 
         A known ``delivery`` returns its job; with ``coalesce``, a pending or running job
@@ -192,17 +203,27 @@ class JobService:
         Raises:
             RateLimitedError: ``limit`` refused the request; nothing was written.
         """
-        outcome = await self._store.create(
-            job, parse_time_ms(str(job["created_at"])), delivery=delivery, coalesce=coalesce,
-            limit=limit, supersede=supersede,
-        )  # fmt: skip
+        outcome = await self._store.create(job, parse_time_ms(str(job["created_at"])), **step)
         if outcome.duplicate is not None:
             return Created(await self.get(JobId(outcome.job_id)), outcome.duplicate)
         created = await self.announce(job)
-        if outcome.cancelled is not None:
-            await self.announce(decode_job(outcome.cancelled))
-        superseded = JobId(outcome.superseded) if outcome.superseded else None
-        return Created(created, superseded=superseded)
+        superseded = outcome.superseded
+        if superseded is not None and superseded.fields is not None:
+            await self.announce(decode_job(superseded.fields))
+        if superseded is None or superseded.cancelled_here:
+            return Created(created)
+        return Created(created, superseded=JobId(superseded.job_id))
+
+    async def preview(self, job: Job, **step: Unpack[CreateStep]) -> CreateOutcome:
+        """What `create` would do with the same arguments: a dry run of the same step.
+
+        Nothing is written, nor counted against ``limit``.
+
+        Raises:
+            RateLimitedError: ``limit`` would refuse the request.
+        """
+        created_ms = parse_time_ms(str(job["created_at"]))
+        return await self._store.create(job, created_ms, dry_run=True, **step)
 
     async def cancel(self, job_id: JobId, reason: str = "cancelled") -> Job:
         """Cancel a pending or running job (a running job's agent learns it on its heartbeat).

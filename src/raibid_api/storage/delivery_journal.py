@@ -1,9 +1,8 @@
-"""What Redis knows about webhook deliveries: the journal stream, and the dedup keys' owners.
+"""The webhook delivery journal in Redis.
 
 The journal is one stream, ``P:webhook:deliveries``: an entry per delivery, trimmed on every
 append to ``jobs.retention`` (``XADD MINID``) and capped at `MAX_ENTRIES` so that a flood cannot
-grow it without bound. The delivery and content keys are written by `job_create.lua`; this module
-only reads them, for ``/webhook/{forge}/explain``.
+grow it without bound.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ JournalRow = tuple[str, dict[str, str]]
 
 
 class DeliveryJournalStore:
-    """Appends to and pages through the delivery journal; reads the delivery dedup keys."""
+    """Appends to and pages through the delivery journal."""
 
     def __init__(
         self, redis: Redis, keys: Keys, *, retention_s: int, max_entries: int = MAX_ENTRIES
@@ -60,15 +59,3 @@ class DeliveryJournalStore:
         )
         return [(str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()})
                 for entry_id, fields in rows]  # fmt: skip
-
-    @shielded
-    async def delivery_owner(self, forge: str, delivery_id: str) -> str | None:
-        """The job id a known delivery made, else ``None``."""
-        value = await self._redis.get(self._keys.delivery(forge, delivery_id))
-        return str(value) if value is not None else None
-
-    @shielded
-    async def content_owner(self, fingerprint: str) -> str | None:
-        """The job id the content key names (one with that content, maybe ended), else None."""
-        value = await self._redis.get(self._keys.content(fingerprint))
-        return str(value) if value is not None else None

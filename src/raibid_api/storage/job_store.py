@@ -23,7 +23,7 @@ from raibid_api.domain.jobs import (
     Supersession,
     content_fingerprint,
 )
-from raibid_api.domain.limits import RATE_WINDOW_MS, RateLimit
+from raibid_api.domain.limits import RateLimit
 from raibid_api.domain.states import check_transition
 from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
 from raibid_api.storage.connection import shielded
@@ -78,7 +78,7 @@ class JobStore:
     async def create(
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
         coalesce: bool = False, limit: RateLimit | None = None,
-        supersede: Supersession | None = None,
+        supersede: Supersession | None = None, dry_run: bool = False,
     ) -> CreateOutcome:  # fmt: skip
         """Store a new job with its indexes and queue entry, in one step (`job_create.lua`).
 
@@ -95,51 +95,40 @@ class JobStore:
                 and raises `RateLimitedError`.
             supersede: make the job its line's newest and end the pending job it supersedes
                 (at ``created_ms``, also the time the rate limits count).
+            dry_run: take the same decisions on the same reads and write nothing at all (the
+                rate limits are checked, not counted); the outcome tells what a real run would
+                have done.
         """
-        subjects = limit.subjects if limit else []
         job_id = str(job["id"])
+        keys = self._keys
         call = CreateCall(
-            job_key=self._keys.job(job_id),
-            queue_key=self._keys.queue,
-            delivery_key=self._keys.delivery(delivery.forge, delivery.delivery_id)
-            if delivery
-            else None,
-            content_key=self._keys.content(content_fingerprint(job)) if coalesce else None,
-            line_key=self._keys.latest_job(supersede.repo, supersede.line) if supersede else "",
-            expiry_key=self._keys.index_expiry,
-            rate_limit=limit,
-            rate_limit_keys=[self._keys.rate_limit(scope, subject) for scope, subject in subjects],
-            index_keys=index_keys(self._keys, job),
-            args=[
-                job_id,
-                created_ms,
-                orjson.dumps(job).decode(),
-                DELIVERY_TTL_S if delivery else 0,
-                self._content_ttl_s if coalesce else 0,
-                limit.per_minute if limit else 0,
-                created_ms,
-                RATE_WINDOW_MS,
-                len(subjects),
-                LATEST_TTL_S if supersede else 0,
-                str(job["created_at"]),  # created_ms, already formatted
-                supersede.reason if supersede else "",
-                self._retention_s,
-                self._events_maxlen,
-                GROUP,
-                created_ms + self._retention_s * 1000,
-                _SEP,
-                *self._templates,
-                "1" if supersede and supersede.cancel_running else "0",
-            ],
+            job_id=job_id,
+            created_ms=created_ms,
+            job_json=orjson.dumps(job),
             fields=encode_fields(job) | {CREATED_MS: str(created_ms)},
+            job_key=keys.job(job_id),
+            queue_key=keys.queue,
+            expiry_key=keys.index_expiry,
+            index_keys=index_keys(keys, job),
+            delivery_key=keys.delivery(delivery.forge, delivery.delivery_id) if delivery else None,
+            delivery_ttl_s=DELIVERY_TTL_S,
+            content_key=keys.content(content_fingerprint(job)) if coalesce else None,
+            content_ttl_s=self._content_ttl_s,
+            rate_limit=limit,
+            rate_limit_keys=[keys.rate_limit(scope, subject) for scope, subject in limit.subjects]
+            if limit
+            else [],
+            line_key=keys.latest_job(supersede.repo, supersede.line) if supersede else None,
+            line_ttl_s=LATEST_TTL_S,
+            supersede=supersede,
+            retention_s=self._retention_s,
+            events_maxlen=self._events_maxlen,
+            group=GROUP,
+            separator=_SEP,
+            templates=self._templates,
+            dry_run=dry_run,
         )
         return await self._scripts.create_job(call)
-
-    @shielded
-    async def latest_job(self, repo: str, line: str) -> str | None:
-        """The newest webhook job of a line of work, without changing anything."""
-        value = await self._redis.get(self._keys.latest_job(repo, line))
-        return str(value).partition(" ")[2] if value else None
 
     @shielded
     async def get(self, job_id: str) -> Job | None:

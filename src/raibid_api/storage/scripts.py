@@ -1,7 +1,8 @@
 """The Lua scripts of `storage/scripts/`, registered once per client, each behind one typed wrapper.
 
-The wrappers are the only place where a script's integer return codes become domain results and
-errors; callers never see a raw reply.
+The wrappers are the only place where a script's replies (return codes, or the create script's
+tags) become domain results and errors, and where its KEYS and ARGV are laid out; callers never
+see a raw reply.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from raibid_api.domain.limits import RateLimit
+from raibid_api.domain.jobs import Supersession
+from raibid_api.domain.limits import RATE_WINDOW_MS, RateLimit
 from raibid_api.errors import (
     JobNotFoundError,
     JobTokenError,
@@ -48,47 +50,82 @@ def register(redis: Redis, name: str) -> AsyncScript:
     return redis.register_script(script_source(name))
 
 
-@dataclass(frozen=True)
-class CreateOutcome:
-    """What `job_create.lua` did.
+@dataclass(frozen=True, slots=True)
+class Superseded:
+    """The job a new job supersedes and that is to end (`job_create.lua`'s ``created`` reply).
 
     Attributes:
-        job_id: the job made, or found (``duplicate``).
+        job_id: the superseded job (the new job itself when a newer job of its line exists).
+        cancelled_here: ended by the create step itself (a pending job); else left to the
+            caller (running, with ``cancel_running``; or pending without a named content key).
+        fields: its public fields after the step cancelled it; ``None`` in a dry run, and when
+            left to the caller.
+    """
+
+    job_id: str
+    cancelled_here: bool
+    fields: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOutcome:
+    """What `job_create.lua` did, or in a dry run would do.
+
+    Attributes:
+        job_id: the job made (or that a dry run would make), or found (``duplicate``).
         duplicate: ``delivery`` or ``content``, for a job found rather than made.
-        superseded: the job the new job superseded and the script left to the caller (running,
-            with ``cancel_running``; or without a named content key), else ``None``.
-        cancelled: the public fields of the job the script cancelled as superseded, else ``None``.
+        superseded: the job the new job supersedes and that ends, else ``None``.
     """
 
     job_id: str
     duplicate: Literal["delivery", "content"] | None = None
-    superseded: str | None = None
-    cancelled: dict[str, str] | None = None
+    superseded: Superseded | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateCall:
-    """Every key and value `job_create.lua` takes (its header documents each).
+    """Everything `job_create.lua` takes, by name (its header documents each).
 
-    ``line_key`` empty: the job supersedes nothing; ``rate_limit`` ``None``: not limited (its
-    subjects' keys are ``rate_limit_keys``).
+    `Scripts.create_job` alone knows where each goes among the script's KEYS and ARGV.
     """
 
+    job_id: str
+    created_ms: int
+    """The creation score in every index, and the time the rate limits count."""
+    job_json: bytes
+    """The Job JSON of the queue entry."""
+    fields: dict[str, str]
+    """The new job's hash fields."""
     job_key: str
     queue_key: str
-    delivery_key: str | None
-    content_key: str | None
-    line_key: str
     expiry_key: str
+    index_keys: list[str]
+    delivery_key: str | None
+    """A known delivery finds its job; ``None``: no delivery dedup."""
+    delivery_ttl_s: int
+    content_key: str | None
+    """An active job building the same is found; ``None``: no content dedup."""
+    content_ttl_s: int
     rate_limit: RateLimit | None
     rate_limit_keys: list[str]
-    index_keys: list[str]
-    args: list[Any]
-    """ARGV[1..22] of the script's header; the hash fields (ARGV[23]) come from ``fields``."""
-    fields: dict[str, str]
+    """The keys of ``rate_limit``'s subjects, in its order."""
+    line_key: str | None
+    """The line's newest-job key; ``None``: the job supersedes nothing."""
+    line_ttl_s: int
+    supersede: Supersession | None
+    retention_s: int
+    events_maxlen: int
+    group: str
+    separator: str
+    templates: list[str]
+    dry_run: bool = False
+    """Decide, and write nothing at all."""
 
 
-_DUPLICATES: dict[int, Literal["delivery", "content"]] = {0: "delivery", 2: "content"}
+_DUPLICATES: dict[str, Literal["delivery", "content"]] = {
+    "delivery": "delivery",
+    "content": "content",
+}
 
 
 class Scripts:
@@ -103,30 +140,42 @@ class Scripts:
     async def create_job(self, call: CreateCall) -> CreateOutcome:
         """Run `job_create.lua`, batched with the creates arriving alongside (`ScriptBatcher`).
 
+        The one place that knows the script's KEYS order, its ARGV (one JSON object of the
+        call's values, then the queue entry's Job JSON) and its tagged replies.
+
         Raises:
-            RateLimitedError: ``call.rate_limit`` refused it; nothing was written.
+            RateLimitedError: ``call.rate_limit`` refused it (or, in a dry run, would); nothing
+                was written or counted.
         """
         keys = [
             call.job_key, call.queue_key, call.delivery_key or call.job_key,
             call.content_key or call.job_key, call.line_key or call.job_key, call.expiry_key,
             *call.rate_limit_keys, *call.index_keys,
         ]  # fmt: skip
-        # one JSON argument: redis-py packs each argument in Python, and a job has dozens
-        args = [*call.args, orjson.dumps(call.fields)]
-        reply = await self._creates.call(self._create, keys, args)
-        job_id = str(call.args[0])
-        code = int(reply[0])
-        if code == 3:
-            assert call.rate_limit is not None  # noqa: S101  (only a limited create is refused)
-            raise call.rate_limit.refused(int(reply[1]), int(reply[2]))
-        if code != 1:
-            return CreateOutcome(str(reply[1]), duplicate=_DUPLICATES[code])
-        if len(reply) == 5:
-            flat = reply[4]
-            cancelled = {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
-            return CreateOutcome(job_id, cancelled=cancelled)
-        superseded = str(reply[2]) if len(reply) > 2 and reply[2] else None
-        return CreateOutcome(job_id, superseded=superseded)
+        limit = call.rate_limit
+        supersede = call.supersede
+        # one JSON argument: redis-py packs each argument in Python, and cjson decodes in C
+        params = {
+            "job_id": call.job_id,
+            "score": str(call.created_ms),
+            "fields": call.fields,
+            "dry_run": call.dry_run,
+            "delivery_ttl": call.delivery_ttl_s if call.delivery_key else 0,
+            "content_ttl": call.content_ttl_s if call.content_key else 0,
+            "limits": len(call.rate_limit_keys) if limit else 0,
+            "per_window": limit.per_minute if limit else 0,
+            "window": RATE_WINDOW_MS,
+            "line_ttl": call.line_ttl_s if call.line_key and supersede else 0,
+            "reason": supersede.reason if supersede else "",
+            "cancel_running": supersede.cancel_running if supersede else False,
+            "retention": call.retention_s,
+            "events_maxlen": call.events_maxlen,
+            "group": call.group,
+            "separator": call.separator,
+            "templates": call.templates,
+        }
+        reply = await self._creates.call(self._create, keys, [orjson.dumps(params), call.job_json])
+        return _create_outcome(call, reply)
 
     async def transition(
         self,
@@ -184,3 +233,24 @@ class Scripts:
         total = int(reply[0])
         flat = reply[1:]
         return total, [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+
+def _create_outcome(call: CreateCall, reply: list[Any]) -> CreateOutcome:
+    """Decode `job_create.lua`'s tagged reply (its header lists them)."""
+    tag = reply[0]
+    if tag == "created":
+        superseded = str(reply[2])
+        if not superseded:
+            return CreateOutcome(call.job_id)
+        cancelled_here = reply[3] == "cancelled"
+        fields = _pairs(reply[4]) if cancelled_here and not call.dry_run else None
+        return CreateOutcome(call.job_id, superseded=Superseded(superseded, cancelled_here, fields))
+    if tag == "duplicate":
+        return CreateOutcome(str(reply[2]), duplicate=_DUPLICATES[str(reply[1])])
+    if tag == "rate_limited" and call.rate_limit is not None:
+        raise call.rate_limit.refused(int(reply[1]), int(reply[2]))
+    raise RuntimeError(f"job_create.lua answered {tag!r}, which no reply of it is")
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}

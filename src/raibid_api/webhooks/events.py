@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import Literal
 
 EventKind = Literal["push", "tag", "pull_request"]
 ForgeName = Literal["gitea", "forgejo", "github"]
@@ -48,15 +48,6 @@ class Ignored:
 
     reason: IgnoreReason
     detail: str = ""
-
-
-class CoalesceKey(NamedTuple):
-    """The content identity of an event: two deliveries with the same key build the same thing."""
-
-    repo: str
-    kind: EventKind
-    ref: str
-    commit: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,11 +96,6 @@ class WebhookEvent:
     message: str | None = None
     skip_ci: bool = False
     changed_paths: frozenset[str] | None = None
-
-    @property
-    def coalesce_key(self) -> CoalesceKey:
-        """The identity the intake coalesces duplicate deliveries on."""
-        return CoalesceKey(self.repo, self.kind, self.ref, self.commit)
 
     @property
     def supersede_key(self) -> tuple[str, str, str] | None:

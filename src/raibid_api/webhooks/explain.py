@@ -1,30 +1,30 @@
 """``/webhook/{forge}/explain``: what the intake would decide for a delivery, and why.
 
-The same verification, parsing and rules as a real delivery, then read-only lookups of the
-delivery key, the content key and the jobs a new job would supersede. Nothing is written: no
-job, no journal entry, no rate-limit count.
+The same verification, parsing and rules as a real delivery, then a dry run of the same create
+step (`job_create.lua` with ``dry_run``): the script takes the decision a real delivery would
+get, on the same reads, and writes nothing. No job, no journal entry, no rate-limit count; the
+repository's rate limit is checked (the forge's source address is not known here).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-from raibid_api.domain.jobs import JobId, JobStatus
-from raibid_api.errors import JobNotFoundError, RaibidError
+from raibid_api.domain.jobs import JobStatus
+from raibid_api.errors import RaibidError, RateLimitedError
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
 from raibid_api.webhooks.intake import Delivery, read_delivery
 from raibid_api.webhooks.journal import Decision
-from raibid_api.webhooks.outcome import (
-    adapter_for,
-    content_fingerprint,
-    decision_of,
-    job_fields,
-    synthetic_delivery_id,
-)
+from raibid_api.webhooks.outcome import adapter_for, decision_of, synthetic_delivery_id
 from raibid_api.webhooks.service import WebhookIntake
+from raibid_api.webhooks.supersede import SUPERSEDED
 
-_ACTIVE = frozenset({JobStatus.PENDING.value, JobStatus.RUNNING.value})
+_DUPLICATE_DETAILS = {
+    "delivery": "this delivery id made a job already",
+    "content": "a job building the same commit of the same ref is still active",
+}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -42,7 +42,10 @@ class Explanation:
         repo: its repository, once authenticated.
         job: the fields of the job it would create (``created``).
         duplicate_of: the job it would return (``duplicate``).
-        supersedes: the jobs auto-cancel would cancel (``created``).
+        supersedes: the job auto-cancel would cancel (``created``).
+        supersede_cancel: who would cancel it: ``create_step``, in the step that stores the new
+            job (a pending job), or ``after_create``, the intake right after it (a running job,
+            with ``auto_cancel_running``).
     """
 
     decision: Decision
@@ -56,6 +59,7 @@ class Explanation:
     job: dict[str, object] | None = None
     duplicate_of: str | None = None
     supersedes: list[str] = field(default_factory=list)
+    supersede_cancel: Literal["create_step", "after_create"] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The answer's body."""
@@ -69,7 +73,7 @@ async def explain_delivery(
 
     Raises:
         NotFoundError: an unknown forge.
-        ServiceUnavailableError: Redis does not answer the lookups.
+        ServiceUnavailableError: Redis does not answer the dry run.
     """
     adapter = adapter_for(forge)
     try:
@@ -107,33 +111,27 @@ async def _explain_event(
     explanation: Explanation,
 ) -> None:
     assert explanation.delivery_id is not None  # noqa: S101  (set by the caller)
-    known = await intake.lookup.delivery_owner(delivery.forge, explanation.delivery_id)
-    if known is not None:
-        explanation.decision = Decision.DUPLICATE
-        explanation.reason = "delivery"
-        explanation.detail = "this delivery id made a job already"
-        explanation.duplicate_of = known
+    try:
+        job, outcome = await intake.preview(delivery.forge, explanation.delivery_id, event)
+    except RateLimitedError as exc:
+        explanation.decision = Decision.REJECTED
+        explanation.reason = exc.code
+        explanation.detail = exc.message
         return
-    active = await _active_job(
-        intake, await intake.lookup.content_owner(content_fingerprint(event))
-    )
-    if active is not None:
+    if outcome.duplicate is not None:
         explanation.decision = Decision.DUPLICATE
-        explanation.reason = "content"
-        explanation.detail = "a job building the same commit of the same ref is still active"
-        explanation.duplicate_of = active
+        explanation.reason = outcome.duplicate
+        explanation.detail = _DUPLICATE_DETAILS[outcome.duplicate]
+        explanation.duplicate_of = outcome.job_id
         return
-    job = intake.jobs.new_job(**job_fields(event, delivery.forge, explanation.delivery_id))
     explanation.detail = f"a new {event.kind} job"
     explanation.job = {k: v for k, v in job.items() if v is not None and k != "id"}
-    explanation.supersedes = await intake.auto_cancel.superseded(event)
-
-
-async def _active_job(intake: WebhookIntake, job_id: str | None) -> str | None:
-    if job_id is None:
-        return None
-    try:
-        job = await intake.jobs.get(JobId(job_id))
-    except JobNotFoundError:
-        return None
-    return job_id if job["status"] in _ACTIVE else None
+    superseded = outcome.superseded
+    if superseded is None:
+        return
+    if superseded.job_id == outcome.job_id:
+        explanation.detail += ", cancelled at once: its line has a newer job already"
+        explanation.job |= {"status": JobStatus.CANCELLED.value, "reason": SUPERSEDED}
+        return
+    explanation.supersedes = [superseded.job_id]
+    explanation.supersede_cancel = "create_step" if superseded.cancelled_here else "after_create"

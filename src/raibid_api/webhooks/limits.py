@@ -21,8 +21,6 @@ from raibid_api.domain.limits import RateLimit
 from raibid_api.errors import ServiceUnavailableError
 
 WHAT = "webhook deliveries"
-# The counters must not hold a delivery up for long when Redis is slow; past this, let it in.
-_DEADLINE_S = 0.5
 _log = structlog.get_logger("raibid_api.webhooks")
 
 
@@ -37,17 +35,27 @@ class CounterStore(Protocol):
 class DeliveryLimiter:
     """Admits deliveries while their source and repository are under the limit.
 
-    Deliveries arriving together share one Redis round trip (the store batches them).
+    Deliveries arriving together share one Redis round trip (the store batches them). A count
+    may hold a delivery up for ``deadline_s`` at most (``webhooks.rate_limit_deadline``): past
+    it, with Redis slow, the delivery is let in.
     """
 
-    def __init__(self, store: CounterStore, per_minute: int, clock: Clock) -> None:
+    def __init__(
+        self, store: CounterStore, per_minute: int, clock: Clock, *, deadline_s: float
+    ) -> None:
         self._store = store
         self._per_minute = per_minute
         self._clock = clock
+        self._deadline_s = deadline_s
 
-    def limit_for(self, source: str, repo: str | None) -> RateLimit:
-        """The limits a delivery from ``source`` (for ``repo``, once authenticated) counts in."""
-        subjects = [("source", source)] + ([("repo", repo)] if repo is not None else [])
+    def limit_for(self, source: str | None, repo: str | None) -> RateLimit:
+        """The limits a delivery from ``source`` (for ``repo``, once authenticated) counts in.
+
+        Without a ``source`` (``explain``, which a forge does not send): the repository's alone.
+        """
+        subjects = [("source", source)] if source is not None else []
+        if repo is not None:
+            subjects.append(("repo", repo))
         return RateLimit(WHAT, subjects, self._per_minute)
 
     async def admit(self, source: str, repo: str | None) -> None:
@@ -57,7 +65,7 @@ class DeliveryLimiter:
             RateLimitedError: the source or the repository is at its limit for this minute.
         """
         try:
-            async with asyncio.timeout(_DEADLINE_S):
+            async with asyncio.timeout(self._deadline_s):
                 await self._store.hit(self.limit_for(source, repo), self._clock.now_ms())
         except (ServiceUnavailableError, TimeoutError) as exc:
             _log.warning("webhook rate limit not checked", reason=type(exc).__name__)

@@ -1,7 +1,8 @@
 """What one delivery becomes: the job fields of its event, its identities, the intake's result.
 
 The identities make the intake idempotent: the delivery id (or, for a delivery without one, a
-digest of its body) names the delivery key, and a digest of what is built names the content key.
+digest of its body) names the delivery key, and what is built (repo, event, ref, commit) names the
+content key (`raibid_api.domain.jobs.content_fingerprint`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from raibid_api.domain.jobs import Job
-from raibid_api.domain.jobs import content_fingerprint as job_content_fingerprint
 from raibid_api.errors import NotFoundError
 from raibid_api.webhooks.events import Ignored, IgnoreReason, WebhookEvent
 from raibid_api.webhooks.journal import Decision
@@ -59,12 +59,6 @@ def adapter_for(forge: str) -> WebhookAdapter:
 def synthetic_delivery_id(body: bytes) -> str:
     """The delivery id of a delivery without one: a digest of its body, so a resend dedups."""
     return SYNTHETIC_ID_PREFIX + hashlib.sha256(body).hexdigest()[:40]
-
-
-def content_fingerprint(event: WebhookEvent) -> str:
-    """The name of an event's content key: the digest its job's content key is made of."""
-    repo, kind, ref, commit = event.coalesce_key
-    return job_content_fingerprint({"repo": repo, "event": kind, "ref": ref, "commit": commit})
 
 
 def job_fields(event: WebhookEvent, forge: str, delivery_id: str) -> dict[str, object]:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import structlog
 
 from raibid_api.config import WebhookSettings
-from raibid_api.domain.jobs import Clock, JobId, format_time
+from raibid_api.domain.jobs import Clock, Job, JobId, format_time
 from raibid_api.domain.jobs import Delivery as DeliveryKey
 from raibid_api.domain.limits import RateLimit
 from raibid_api.errors import RaibidError, RateLimitedError, ServiceUnavailableError
-from raibid_api.jobs.service import JobService
+from raibid_api.jobs.service import CreateStep, JobService
+from raibid_api.storage.scripts import CreateOutcome
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
 from raibid_api.webhooks.intake import Delivery, read_delivery
@@ -40,22 +39,7 @@ from raibid_api.webhooks.registry import WebhookAdapter
 from raibid_api.webhooks.spool import DeliverySpool, SpooledDelivery
 from raibid_api.webhooks.supersede import AutoCancel
 
-# Past this, a Redis that does not answer counts as away and the delivery is spooled: the forge
-# gives up after 5 s (Gitea) and never retries.
-STORE_DEADLINE_S = 2.5
 _log = structlog.get_logger("raibid_api.webhooks")
-
-
-class DeliveryLookup(Protocol):
-    """Read-only access to the dedup keys (`raibid_api.storage.delivery_journal`)."""
-
-    def delivery_owner(self, forge: str, delivery_id: str) -> Awaitable[str | None]:
-        """The job a known delivery made."""
-        ...
-
-    def content_owner(self, fingerprint: str) -> Awaitable[str | None]:
-        """The job the content key names."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +66,6 @@ class WebhookIntake:
         *,
         journal: DeliveryJournal,
         limiter: DeliveryLimiter,
-        lookup: DeliveryLookup,
         auto_cancel: AutoCancel,
         spool: DeliverySpool | None,
         clock: Clock,
@@ -90,7 +73,6 @@ class WebhookIntake:
         self.settings = settings
         self.jobs = jobs
         self.journal = journal
-        self.lookup = lookup
         self.auto_cancel = auto_cancel
         self._limiter = limiter
         self._spool = spool
@@ -217,17 +199,14 @@ class WebhookIntake:
 
         Raises:
             RateLimitedError: ``limit`` refused it; nothing was written.
-            ServiceUnavailableError: Redis did not store the job within `STORE_DEADLINE_S`.
+            ServiceUnavailableError: Redis did not store the job within
+                ``webhooks.store_deadline``.
         """
         job = self.jobs.new_job(**job_fields(event, forge, delivery_id))
         try:
-            async with asyncio.timeout(STORE_DEADLINE_S):
+            async with asyncio.timeout(self.settings.store_deadline.total_seconds()):
                 created = await self.jobs.create(
-                    job,
-                    delivery=DeliveryKey(forge, delivery_id),
-                    coalesce=True,
-                    limit=limit,
-                    supersede=self.auto_cancel.line_of(event),
+                    job, **self._step(forge, delivery_id, event, limit)
                 )
         except TimeoutError:
             # the write may still land; a replay of the delivery then finds its delivery key
@@ -243,6 +222,36 @@ class WebhookIntake:
                 # the job is stored: answer for it; the older job merely builds in vain
                 _log.warning("superseded job not cancelled", reason=exc.message)
         return IntakeResult("created", delivery_id, created.job, repo=event.repo)
+
+    async def preview(
+        self, forge: str, delivery_id: str, event: WebhookEvent
+    ) -> tuple[Job, CreateOutcome]:
+        """What `store` would do with ``event`` now: a dry run of the same step, writing nothing.
+
+        Only the repository's rate limit is checked (without counting): the source address a
+        forge's delivery would come from is not known here.
+
+        Returns:
+            the job a real delivery would make, and the step's outcome.
+
+        Raises:
+            RateLimitedError: the repository is at its limit; a delivery would be refused.
+        """
+        job = self.jobs.new_job(**job_fields(event, forge, delivery_id))
+        limit = self._limiter.limit_for(None, event.repo)
+        outcome = await self.jobs.preview(job, **self._step(forge, delivery_id, event, limit))
+        return job, outcome
+
+    def _step(
+        self, forge: str, delivery_id: str, event: WebhookEvent, limit: RateLimit | None
+    ) -> CreateStep:
+        """How a delivery's job is stored, the same for `store` and `preview`."""
+        return CreateStep(
+            delivery=DeliveryKey(forge, delivery_id),
+            coalesce=True,
+            limit=limit,
+            supersede=self.auto_cancel.line_of(event),
+        )
 
     def record(
         self,

@@ -17,9 +17,6 @@ when the earlier one reaches Redis last (it then cancels itself).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Protocol
-
 import structlog
 
 from raibid_api.config import WebhookSettings
@@ -33,20 +30,11 @@ SUPERSEDED = "superseded"
 _log = structlog.get_logger("raibid_api.webhooks")
 
 
-class LatestJobs(Protocol):
-    """The newest job of each line of work (`raibid_api.storage.job_store.JobStore`)."""
-
-    def latest_job(self, repo: str, line: str) -> Awaitable[str | None]:
-        """The newest job of the line."""
-        ...
-
-
 class AutoCancel:
     """Cancels the job a new webhook job supersedes."""
 
-    def __init__(self, jobs: JobService, latest: LatestJobs, settings: WebhookSettings) -> None:
+    def __init__(self, jobs: JobService, settings: WebhookSettings) -> None:
         self._jobs = jobs
-        self._latest = latest
         self._settings = settings
 
     @property
@@ -67,18 +55,6 @@ class AutoCancel:
         return Supersession(
             repo, f"{kind}:{name}", SUPERSEDED, cancel_running=self._settings.auto_cancel_running
         )
-
-    async def superseded(self, event: WebhookEvent) -> list[str]:
-        """The job a new job made now from ``event`` would cancel (read only)."""
-        line = self.line_of(event)
-        latest = await self._latest.latest_job(line.repo, line.line) if line is not None else None
-        if latest is None:
-            return []
-        try:
-            job = await self._jobs.get(JobId(latest))
-        except JobNotFoundError:
-            return []
-        return [latest] if JobStatus(job["status"]) in self.statuses else []
 
     async def cancel(self, superseded: JobId, by: JobId) -> bool:
         """Cancel ``superseded`` (left by the create step: running, or older) if it may be.

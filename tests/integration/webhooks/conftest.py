@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -36,6 +37,15 @@ def captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
         processors=[structlog.contextvars.merge_contextvars]
     ) as events:
         yield events
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A redis-server of this test alone, which the test may stop, start again, or pause."""
+    server = EmbeddedRedis(tmp_path / "redis-data", appendonly=True)
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture

@@ -50,6 +50,13 @@ def push_body(
     return json.dumps(payload).encode()
 
 
+def tag_body(tag: str, commit: str, *, repo: str = "acme/widgets") -> bytes:
+    """A Gitea push of tag ``tag`` at ``commit``, based on a recorded payload."""
+    payload = json.loads(push_body(commit, repo=repo))
+    payload["ref"] = f"refs/tags/{tag}"
+    return json.dumps(payload).encode()
+
+
 def pull_request_body(number: int, commit: str, *, action: str = "synchronized") -> bytes:
     """A Gitea pull request update of PR ``number`` to head ``commit``."""
     payload = fixture_payload("gitea/pull_request-2.json")

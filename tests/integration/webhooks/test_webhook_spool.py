@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -27,15 +27,6 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str)
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    """A redis-server of this test alone, which the test may stop and start again."""
-    server = EmbeddedRedis(tmp_path / "redis-data", appendonly=True)
-    await asyncio.to_thread(server.start)
-    yield server
-    await asyncio.to_thread(server.stop)
 
 
 async def restart(server: EmbeddedRedis) -> None:
@@ -179,7 +170,7 @@ async def test_redis_too_slow_to_store_spools_and_the_late_write_still_makes_one
 ) -> None:
     admin = Redis.from_url(own_redis.url)
     try:
-        async with serving(settings_for(redis_url=own_redis.url)) as client:
+        async with serving(settings_for(redis_url=own_redis.url, store_deadline="200ms")) as client:
             # Redis still answers reads but holds every write: the job cannot be stored in time
             await admin.client_pause(10_000, all=False)
             answer = await deliver(client, push_body(sha(4)), delivery_id="d-slow")

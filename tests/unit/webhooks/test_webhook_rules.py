@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from raibid_api.webhooks.events import (
-    CoalesceKey,
     Ignored,
     IgnoreReason,
     WebhookEvent,
@@ -163,11 +162,6 @@ def test_repository_auto_cancel_exemptions_replace_the_global_ones() -> None:
     assert is_auto_cancel_exempt("main", settings, "other/repo")
     nothing = make_settings(repos={REPO: {"auto_cancel_exempt": []}})
     assert not is_auto_cancel_exempt("main", nothing, REPO)
-
-
-def test_coalesce_key_is_repo_kind_ref_and_commit() -> None:
-    assert PUSH.coalesce_key == CoalesceKey(REPO, "push", "refs/heads/feature/x", "a" * 40)
-    assert PUSH.coalesce_key != dataclasses.replace(PUSH, commit="b" * 40).coalesce_key
 
 
 def test_supersede_key_groups_a_branch_or_a_pull_request() -> None:

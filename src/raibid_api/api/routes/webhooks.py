@@ -119,6 +119,10 @@ class ExplanationOut(BaseModel):
     job: dict[str, Any] | None
     duplicate_of: str | None
     supersedes: list[str]
+    supersede_cancel: Literal["create_step", "after_create"] | None = Field(
+        description="who cancels the superseded job: the step that stores the new job (a "
+        "pending one), or the intake right after it (a running one)"
+    )
 
 
 def _json(body: object, status: int = 200) -> Response:

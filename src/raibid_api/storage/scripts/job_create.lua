@@ -5,91 +5,107 @@
 -- the job's transition to an end deletes it, and the job names it in its `_content` field),
 -- make the job the newest of its branch or pull request, and cancel the pending job it
 -- supersedes (lib_job_transition.lua).
--- KEYS[1] job hash  KEYS[2] queue stream  KEYS[3] delivery key  KEYS[4] content key
--- KEYS[5] the line's newest-job key ('<creation score> <job id>'; unused when ARGV[10] is 0)
--- KEYS[6] expiry index  KEYS[7 .. 6+n] the rate-limit keys (n = ARGV[9])
--- KEYS[7+n ..] the new job's index sets
--- ARGV[1] job id  ARGV[2] creation score (ms)  ARGV[3] Job JSON for the queue entry
--- ARGV[4] delivery key TTL (s), 0 = no delivery key  ARGV[5] content key TTL (s), 0 = none
--- ARGV[6] the rate limit per window  ARGV[7] now (ms)  ARGV[8] the window (ms)
--- ARGV[9] n, the number of rate-limit keys (0: not limited)
--- ARGV[10] the newest-job key TTL (s), 0 = the job supersedes nothing
--- ARGV[11] the superseded job's end time (RFC 3339)  ARGV[12] its end reason
--- ARGV[13] retention (s)  ARGV[14] events MAXLEN  ARGV[15] consumer group
--- ARGV[16] expiry score (ms) of a job ending now  ARGV[17] the expiry member's separator
--- ARGV[18..21] key templates (`Keys.job_templates`: byte 1 stands for the job id or the status,
--- byte 2 for the repo): job hash, job events, status index, status index of a repo
--- ARGV[22] '1' when a running superseded job may be cancelled too (by the caller), else '0'
--- ARGV[23] the new job's hash fields, a JSON object of strings (one argument, not a pair each)
--- The superseded job's keys are filled in from the templates here, since only this script
--- learns its id; with a {hash tag} prefix every one of them is in the slot of KEYS[1].
--- returns {3, i, ms until there is room} when rate-limit key i is full (nothing is written),
--- {0, job id} for a known delivery, {2, job id} for content an active job is building,
--- {1, queue entry id, superseded job id or '' (none, or it has ended), cancelled here (1) or
--- left to the caller (0), the cancelled job's public fields, flat} for a new job
-local function create_job(k, a)
-  if a.delivery_ttl > 0 then
-    local known = redis.call('GET', k.delivery)
-    if known then
-      return {0, known}
-    end
+--
+-- A dry run (`dry_run`) takes every decision a real run would take, on the same reads, and
+-- writes nothing at all: the rate limits are checked without counting the request, and the reply
+-- tells what a real run would do (`/webhook/{forge}/explain`).
+--
+-- The one caller is `raibid_api.storage.scripts.Scripts.create_job`, which owns this layout.
+-- KEYS[1] the new job's hash  KEYS[2] the queue stream
+-- KEYS[3] the delivery key (not read without `delivery_ttl`)
+-- KEYS[4] the content key (not read without `content_ttl`)
+-- KEYS[5] the line's newest-job key, '<creation score> <job id>' (not read without `line_ttl`)
+-- KEYS[6] the expiry index
+-- KEYS[7 .. 6+n] the rate-limit keys (n = `limits`)  KEYS[7+n ..] the new job's index sets
+-- ARGV[1] the call, one JSON object:
+--   job_id     the new job's id
+--   score      its creation time (ms, a string): the score in every index, the time the rate
+--              limits count, and when the retention of a job it cancels starts
+--   fields     the new job's hash fields, an object of strings (`created_at` is the end time
+--              written on a job it cancels)
+--   dry_run    true: decide, write nothing
+--   delivery_ttl  the delivery key's TTL (s); 0: no delivery key
+--   content_ttl   the content key's TTL (s); 0: no content key
+--   limits     n, the number of rate-limit keys (0: not limited)
+--   per_window the limit per window   window  the window (ms)
+--   line_ttl   the newest-job key's TTL (s); 0: the job supersedes nothing
+--   reason     the reason written on a job it cancels
+--   cancel_running  true: a running superseded job is to be cancelled too (by the caller)
+--   retention  (s) and events_maxlen: of a job it cancels   group: the queue's consumer group
+--   separator  between the parts of an expiry index member
+--   templates  [job hash, job events, status index, status index of a repo] (`Keys.job_templates`:
+--              byte 1 stands for the job id or the status, byte 2 for the repo); the superseded
+--              job's keys are filled in from them here, since only this script learns its id
+--              (with a {hash tag} prefix every one of them is in the slot of KEYS[1])
+-- ARGV[2] the Job JSON of the queue entry, as the agents read it
+-- Replies, tagged by their first element:
+--   {'rate_limited', i, ms until there is room}: rate-limit key i is full; nothing is written
+--   {'duplicate', 'delivery' | 'content', job id}: a known delivery, or content an active job
+--     is building
+--   {'created', queue entry id ('' in a dry run), superseded job id ('' none to end), its fate,
+--     its public fields after, flat ({} unless a real run cancelled it)}: a new job; the fate
+--     is 'cancelled' (ended in this step) or 'caller' (left to the caller to end: running, with
+--     `cancel_running`; or pending without a named content key), '' with no superseded job
+
+local p = cjson.decode(ARGV[1])
+local dry = p.dry_run
+local job_id = p.job_id
+local score = tonumber(p.score)
+local job_key = KEYS[1]
+local queue = KEYS[2]
+
+if p.limits > 0 then
+  local limits = {}
+  for i = 7, 6 + p.limits do
+    limits[#limits + 1] = KEYS[i]
   end
-  if a.content_ttl > 0 then
-    local active = redis.call('GET', k.content)
-    if active then
-      if a.delivery_ttl > 0 then
-        redis.call('SET', k.delivery, active, 'EX', a.delivery_ttl)
-      end
-      return {2, active}
-    end
-    redis.call('SET', k.content, a.job_id, 'EX', a.content_ttl)
+  local refusal = count_request(limits, p.per_window, score, p.window, job_id, dry)
+  if refusal then
+    return {'rate_limited', refusal[2], refusal[3]}
   end
-  if a.delivery_ttl > 0 then
-    redis.call('SET', k.delivery, a.job_id, 'EX', a.delivery_ttl)
+end
+
+if p.delivery_ttl > 0 then
+  local known = redis.call('GET', KEYS[3])
+  if known then
+    return {'duplicate', 'delivery', known}
+  end
+end
+if p.content_ttl > 0 then
+  local active = redis.call('GET', KEYS[4])
+  if active then
+    if p.delivery_ttl > 0 and not dry then
+      redis.call('SET', KEYS[3], active, 'EX', p.delivery_ttl)
+    end
+    return {'duplicate', 'content', active}
+  end
+end
+
+local entry = ''
+if not dry then
+  if p.content_ttl > 0 then
+    redis.call('SET', KEYS[4], job_id, 'EX', p.content_ttl)
+  end
+  if p.delivery_ttl > 0 then
+    redis.call('SET', KEYS[3], job_id, 'EX', p.delivery_ttl)
   end
   local flat = {}
-  for field, value in pairs(a.fields) do
+  for field, value in pairs(p.fields) do
     flat[#flat + 1] = field
     flat[#flat + 1] = value
   end
-  redis.call('HSET', k.job, unpack(flat))
-  for i = 1, #k.indexes do
-    redis.call('ZADD', k.indexes[i], a.score, a.job_id)
+  redis.call('HSET', job_key, unpack(flat))
+  for i = 7 + p.limits, #KEYS do
+    redis.call('ZADD', KEYS[i], p.score, job_id)
   end
-  local entry = redis.call('XADD', k.queue, '*', 'job_id', a.job_id, 'job', a.job_json)
-  redis.call('HSET', k.job, '_entry', entry)
-  if a.content_ttl > 0 then
-    redis.call('HSET', k.job, '_content', k.content)
-  end
-  return {1, entry}
-end
-
-local n_limits = tonumber(ARGV[9])
-local limits = {}
-for i = 7, 6 + n_limits do
-  limits[#limits + 1] = KEYS[i]
-end
-local indexes = {}
-for i = 7 + n_limits, #KEYS do
-  indexes[#indexes + 1] = KEYS[i]
-end
-local job_id = ARGV[1]
-local score = tonumber(ARGV[2])
-local now = tonumber(ARGV[7])
-
-if n_limits > 0 then
-  local refusal = count_request(limits, tonumber(ARGV[6]), now, tonumber(ARGV[8]), job_id)
-  if refusal then
-    return {3, refusal[2], refusal[3]}
+  entry = redis.call('XADD', queue, '*', 'job_id', job_id, 'job', ARGV[2])
+  redis.call('HSET', job_key, '_entry', entry)
+  if p.content_ttl > 0 then
+    redis.call('HSET', job_key, '_content', KEYS[4])
   end
 end
-
-local created = create_job(
-  {job = KEYS[1], queue = KEYS[2], delivery = KEYS[3], content = KEYS[4], indexes = indexes},
-  {job_id = job_id, score = score, job_json = ARGV[3], delivery_ttl = tonumber(ARGV[4]),
-   content_ttl = tonumber(ARGV[5]), fields = cjson.decode(ARGV[23])})
-if created[1] ~= 1 or tonumber(ARGV[10]) == 0 then
-  return created
+if p.line_ttl == 0 then
+  return {'created', entry, '', '', {}}
 end
 
 -- the newest job of the line: the later creation wins, even when it reaches Redis first
@@ -105,11 +121,11 @@ if held then
     superseded = job_id
   end
 end
-if superseded ~= job_id then
-  redis.call('SET', KEYS[5], ARGV[2] .. ' ' .. job_id, 'EX', tonumber(ARGV[10]))
+if superseded ~= job_id and not dry then
+  redis.call('SET', KEYS[5], p.score .. ' ' .. job_id, 'EX', p.line_ttl)
 end
 if superseded == '' then
-  return {1, created[2], '', 0}
+  return {'created', entry, '', '', {}}
 end
 
 local function fill(template, first, second)
@@ -125,25 +141,34 @@ end
 -- a pending job with a content key is ended here; an ended or vanished one needs nothing, nor
 -- a running one unless running jobs may be cancelled; the rest (such a running job, a pending
 -- job from before content keys were named) is the caller's to end
-local job_key = fill(ARGV[18], superseded)
-local f = redis.call('HMGET', job_key, 'status', 'repo', 'branch', 'event', '_content')
-if f[1] ~= 'pending' and (f[1] ~= 'running' or ARGV[22] ~= '1') then
-  return {1, created[2], '', 0}
+local t = p.templates
+local old_key = fill(t[1], superseded)
+local f
+if superseded == job_id and dry then
+  -- the new job itself, which a dry run did not write: as a real run would have written it
+  f = {'pending', false, false, false, p.content_ttl > 0}
+else
+  f = redis.call('HMGET', old_key, 'status', 'repo', 'branch', 'event', '_content')
+end
+if f[1] ~= 'pending' and (f[1] ~= 'running' or not p.cancel_running) then
+  return {'created', entry, '', '', {}}
 end
 if f[1] ~= 'pending' or not f[5] then
-  return {1, created[2], superseded, 0}
+  return {'created', entry, superseded, 'caller', {}}
 end
-local sep = ARGV[17]
+if dry then
+  return {'created', entry, superseded, 'cancelled', {}}
+end
+local sep = p.separator
 local ended = transition_job(
-  {job = job_key, old_status = fill(ARGV[20], 'pending'), new_status = fill(ARGV[20], 'cancelled'),
-   events = fill(ARGV[19], superseded), queue = KEYS[2], expiry = KEYS[6], content = f[5],
-   old_status_repo = fill(ARGV[21], 'pending', f[2]),
-   new_status_repo = fill(ARGV[21], 'cancelled', f[2])},
+  {job = old_key, old_status = fill(t[3], 'pending'), new_status = fill(t[3], 'cancelled'),
+   events = fill(t[2], superseded), queue = queue, expiry = KEYS[6], content = f[5],
+   old_status_repo = fill(t[4], 'pending', f[2]), new_status_repo = fill(t[4], 'cancelled', f[2])},
   {expected = 'pending', target = 'cancelled', job_id = superseded, terminal = true,
-   retention = tonumber(ARGV[13]), events_maxlen = tonumber(ARGV[14]), group = ARGV[15],
-   expiry_ms = tonumber(ARGV[16]),
+   retention = p.retention, events_maxlen = p.events_maxlen, group = p.group,
+   expiry_ms = score + p.retention * 1000,
    expiry_member = superseded .. sep .. 'cancelled' .. sep .. f[2] .. sep .. (f[3] or '') .. sep
      .. f[4],
    requeue_json = '', token_hash = '', lease_ended_by = '',
-   fields = {'finished_at', ARGV[11], 'reason', ARGV[12], 'exit_code', ''}})
-return {1, created[2], superseded, 1, ended[3]}
+   fields = {'finished_at', p.fields.created_at, 'reason', p.reason, 'exit_code', ''}})
+return {'created', entry, superseded, 'cancelled', ended[3]}
