@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +51,8 @@ class AgentOptions:
         run: how steps run (job timeout, secrets, base environment, kill grace).
         labels: sent with every claim.
         claim_wait: seconds one claim long-polls.
-        heartbeat_interval: seconds between heartbeats; None for a third of the lease.
+        heartbeat_interval: how long one heartbeat is held open by the server, which answers
+            earlier when the job is cancelled or ends; None for a third of the lease.
         shutdown_grace: seconds a running job may go on after shutdown was asked.
         flush_timeout: seconds to ship the last log lines before reporting anyway.
         complete_deadline: seconds to keep retrying ``complete``.
@@ -160,10 +163,12 @@ class AgentWorker:
         shipper = LogShipper(self._client, claimed.job_id, claimed.token, offset=claimed.log_offset)
         shipper.start()
         try:
-            attempt = claimed.job.get("attempt") or 1
-            await shipper.put("stdout", f"[raibid] agent {agent_id} runs attempt {attempt}")
+            # the server wrote "[raibid] attempt N started on agent X" when it handed the job out
             spec = JobSpec.from_job(claimed.job)
-            outcome = await run_job(spec, workspace, shipper.put, state.cancel, self._options.run)
+            outcome = await run_job(
+                spec, workspace, shipper.put, state.cancel, self._options.run,
+                on_commit=lambda commit: self._record_commit(claimed, commit),
+            )  # fmt: skip
             if state.shut_down:
                 await shipper.put("stderr", "[raibid] the agent shut down; the job will re-run")
         except BaseException:
@@ -190,11 +195,12 @@ class AgentWorker:
         return claim.result() if not claim.cancelled() else None
 
     async def _heartbeat(self, claimed: ClaimedJob, interval: float, state: _JobState) -> None:
+        """One heartbeat always open: the server answers it as soon as the job is cancelled."""
         while True:
-            await asyncio.sleep(interval)  # the heartbeat period, not a synchronisation
+            sent = time.monotonic()
             try:
                 cancelled = await self._client.heartbeat(
-                    claimed.job_id, claimed.token, deadline=interval
+                    claimed.job_id, claimed.token, wait=interval, deadline=2 * interval
                 )
             except LeaseLostError:
                 state.lease_lost = True
@@ -205,6 +211,16 @@ class AgentWorker:
                 continue
             if cancelled:
                 state.cancel.set()
+                return
+            # a server that does not hold heartbeats answers at once: keep to the period then
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - sent)))
+
+    async def _record_commit(self, claimed: ClaimedJob, commit: str) -> None:
+        try:
+            await self._client.record_commit(claimed.job_id, claimed.token, commit)
+        except (LeaseLostError, ServiceUnavailableError, AgentProtocolError) as exc:
+            # the build goes on; a lost lease is the heartbeat's to notice
+            logger.warning("commit_not_recorded", job_id=claimed.job_id, error=exc.message)
 
     async def _watch_shutdown(self, state: _JobState) -> None:
         await self._stop.wait()
@@ -274,6 +290,8 @@ async def run_agent(
         AuthenticationError: the server refused the agent token.
         PermissionDeniedError: the token lacks the ``agent`` scope.
     """
+    # httpx logs every request at info: an agent's routine calls would be most of its log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     name = agent_id or default_agent_id()
     run = RunSettings(job_timeout, dict(secrets or {}), kill_grace=kill_grace)
     root = workspace_root or Path(tempfile.gettempdir()) / "raibid-workspaces"
