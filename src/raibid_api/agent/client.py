@@ -33,6 +33,7 @@ from raibid_api.errors import (
 
 logger = structlog.get_logger()
 
+MAX_HEARTBEAT_WAIT = 60.0  # the longest `wait` the server takes
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _LEASE_LOST_STATUSES = frozenset({401, 403, 404, 409})
 
@@ -184,14 +185,15 @@ class AgentClient:
     ) -> bool:
         """Extend the job's lease; True when the job was cancelled and must stop.
 
-        With ``wait``, the server extends the lease at once and holds the answer until the job
-        is cancelled or ends, or ``wait`` seconds pass (a server that does not hold heartbeats
-        answers at once).
+        With ``wait`` (at most `MAX_HEARTBEAT_WAIT`), the server extends the lease at once and
+        holds the answer until the job is cancelled or ends, or ``wait`` seconds pass (a server
+        that does not hold heartbeats answers at once).
 
         Raises:
             LeaseLostError: the job is no longer this agent's.
             ServiceUnavailableError: the server did not answer before the deadline.
         """
+        wait = min(wait, MAX_HEARTBEAT_WAIT)
         body = {"wait": wait} if wait > 0 else {}
         response = await self._job_call(
             job_id, "heartbeat", token, body, deadline, read_timeout=wait + self._request_timeout

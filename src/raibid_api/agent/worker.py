@@ -209,6 +209,9 @@ class AgentWorker:
             except ServiceUnavailableError as exc:
                 logger.warning("heartbeat_failed", job_id=claimed.job_id, error=exc.message)
                 continue
+            except AgentProtocolError as exc:  # keep beating: the lease is what keeps the job
+                logger.error("heartbeat_refused", job_id=claimed.job_id, error=exc.message)
+                cancelled = False
             if cancelled:
                 state.cancel.set()
                 return

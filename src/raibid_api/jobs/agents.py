@@ -72,6 +72,14 @@ class AgentService:
         self._clock = clock
         self._limits = limits
         self._events = events
+        self._draining = False
+
+    def drain(self) -> None:
+        """The server stops: long-polling claims answer "no job" within a second from now on.
+
+        An open claim would otherwise hold the server's graceful shutdown until it timed out.
+        """
+        self._draining = True
 
     @property
     def lease_seconds(self) -> float:
@@ -104,14 +112,14 @@ class AgentService:
             entry = await self._agents.next_entry(
                 agent_id, min(max(remaining_ms, 0), _MAX_BLOCK_MS)
             )
-            if entry is not None and await gone():
+            if entry is not None and (self._draining or await gone()):
                 await self._agents.return_entry(*entry)  # nobody would run it: the next agent's
                 return None
             if entry is not None:
                 claim = await self._take(agent_id, *entry)
                 if claim is not None:
                     return claim
-            elif remaining_ms <= 0 or await gone():
+            elif remaining_ms <= 0 or self._draining or await gone():
                 return None
 
     async def _take(self, agent_id: str, entry_id: str, job_id: str) -> Claim | None:

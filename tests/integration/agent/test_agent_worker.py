@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -51,6 +52,19 @@ async def test_once_runs_one_job_ships_its_log_and_reports_success(
     assert lines[0].startswith("[raibid] fetching ")
     assert {"line": "world", "stream": "stderr"} in double.logs["job-1"]
     assert list((tmp_path / "ws").iterdir()) == []
+
+
+async def test_the_agent_writes_no_log_line_per_http_call(
+    double: ProtocolDouble, remote: GitRemote, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    double.add_job(make_job(remote, remote.commit(pipeline("echo quiet"))))
+
+    await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
+
+    assert len(double.requests) >= 3  # a claim, a log batch, a completion at least
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("httpx")] == []
+    assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
 
 
 async def test_failing_build_is_reported_with_its_exit_code(
