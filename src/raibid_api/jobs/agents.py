@@ -152,18 +152,25 @@ class AgentService:
 
         With ``wait``, the lease is extended at once, then the answer waits until the job stops
         running (it was cancelled or ended) or ``wait`` seconds pass (at most half a lease, so
-        the next heartbeat comes in time), and tells the state then.
+        the next heartbeat comes in time), and tells the state then: a job its agent completed
+        meanwhile answers ``cancel`` (it is over), one requeued raises `JobTokenError`.
         """
         cancel, until = await self._beat(job_id, token)
         hold = min(wait, self.lease_seconds / 2)
-        if cancel or hold <= 0 or self._events is None:
+        if cancel or hold <= 0 or self._events is None or self._draining:
             return cancel, until
+        gone = gone or _stayed
 
         async def running() -> bool:
             return (await self._agents.lease_fields(job_id)).get("status") == JobStatus.RUNNING
 
-        await hold_until_status_change(self._events, job_id, hold, running, gone or _stayed)
-        return await self._beat(job_id, token)
+        await hold_until_status_change(self._events, job_id, hold, running, gone)
+        if await gone():
+            return cancel, until  # nobody reads the answer
+        try:
+            return await self._beat(job_id, token)
+        except AlreadyCompletedError:
+            return True, until  # its agent completed the job while this heartbeat was held
 
     async def _beat(self, job_id: JobId, token: str) -> tuple[bool, str]:
         beat = await self._agents.heartbeat(

@@ -113,3 +113,33 @@ async def test_a_wait_out_of_range_is_refused(api: ProtocolApp) -> None:
     for wait in (-1, 61, "soon"):
         response = await api.call(held.id, "heartbeat", held.token, {"wait": wait})
         assert_error(response, 422, "validation_error")
+
+
+async def test_a_completion_by_its_agent_answers_the_held_heartbeat_that_the_job_is_over(
+    start_protocol: ProtocolFactory,
+) -> None:
+    async with start_protocol(**LONG_LEASE) as api:
+        held = await api.trigger_and_claim()
+        task = held_heartbeat(api, held)
+        await until_held(api, held, task)
+
+        completed = await api.complete(held, "success")
+        answer = await asyncio.wait_for(task, ANSWER_DEADLINE_S)
+
+        assert completed.status_code == 200, completed.text
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["cancel"] is True
+
+
+async def test_a_draining_server_holds_no_heartbeat(start_protocol: ProtocolFactory) -> None:
+    async with start_protocol(**LONG_LEASE) as api:
+        held = await api.trigger_and_claim()
+        api.app.state.raibid.agents.drain()
+
+        answer = await asyncio.wait_for(
+            api.call(held.id, "heartbeat", held.token, {"wait": 60}), ANSWER_DEADLINE_S
+        )
+        claim = await asyncio.wait_for(api.claim_response(wait=60), ANSWER_DEADLINE_S)
+
+        assert answer.json()["cancel"] is False
+        assert claim.status_code == 204
