@@ -168,15 +168,16 @@ class AgentService:
         if await gone():
             return cancel, until  # nobody reads the answer
         try:
-            return await self._beat(job_id, token)
+            # the agent was seen when this heartbeat came in; the answer is not a new visit
+            return await self._beat(job_id, token, seen=False)
         except AlreadyCompletedError:
             return True, until  # its agent completed the job while this heartbeat was held
 
-    async def _beat(self, job_id: JobId, token: str) -> tuple[bool, str]:
+    async def _beat(self, job_id: JobId, token: str, *, seen: bool = True) -> tuple[bool, str]:
         beat = await self._agents.heartbeat(
             job_id, token_hash(token), self._clock.now_ms(), self._limits.lease_ms
         )
-        agent = (await self._agents.lease_fields(job_id)).get("agent_id")
+        agent = (await self._agents.lease_fields(job_id)).get("agent_id") if seen else None
         if agent:
             await self._seen(agent, job_id)
         return beat.cancel, format_time(beat.lease_until_ms)

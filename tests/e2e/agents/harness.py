@@ -259,11 +259,16 @@ def wait_for_pid(path: Path, within: float = 15.0) -> int:
 
 
 def local_agents(server: Server) -> list[int]:
-    """The pids of the built-in agent processes `serve` started."""
-    return [
-        pid for pid in children_of(server.process.pid)
-        if b"raibid_api\x00agent\x00" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]  # fmt: skip
+    """The pids of the built-in agent processes `serve` started (and that still run)."""
+    found = []
+    for pid in children_of(server.process.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # it ended since it was listed
+            continue
+        if b"raibid_api\x00agent\x00" in command:
+            found.append(pid)
+    return found
 
 
 def wait_until_gone(pids: list[int], within: float) -> float:
