@@ -16,9 +16,8 @@ import os
 import signal
 import socket
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,6 +30,7 @@ from raibid_api.agent.client import (
     LeaseLostError,
     RetryPolicy,
 )
+from raibid_api.agent.lease import JobState, keep_lease, record_commit
 from raibid_api.agent.log_shipper import LogShipper
 from raibid_api.agent.processes import DEFAULT_KILL_GRACE
 from raibid_api.agent.runner import JobSpec, Outcome, RunSettings, run_job
@@ -67,13 +67,6 @@ class AgentOptions:
     shutdown_grace: float = 20.0
     flush_timeout: float = 30.0
     complete_deadline: float = 120.0
-
-
-@dataclass
-class _JobState:
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    lease_lost: bool = False
-    shut_down: bool = False
 
 
 class AgentWorker:
@@ -136,10 +129,10 @@ class AgentWorker:
         """Run one claimed job to its end; the reported outcome, or None when not reported."""
         log = logger.bind(job_id=claimed.job_id, agent_id=agent_id)
         log.info("job_started", attempt=claimed.job.get("attempt"))
-        state = _JobState()
+        state = JobState()
         interval = self._options.heartbeat_interval or claimed.lease_seconds / 3
         watchers = [
-            asyncio.create_task(self._heartbeat(claimed, interval, state)),
+            asyncio.create_task(keep_lease(self._client, claimed, interval, state)),
             asyncio.create_task(self._watch_shutdown(state)),
         ]
         try:
@@ -158,7 +151,7 @@ class AgentWorker:
         return outcome
 
     async def _run_and_ship(
-        self, claimed: ClaimedJob, agent_id: str, workspace: Workspace, state: _JobState
+        self, claimed: ClaimedJob, agent_id: str, workspace: Workspace, state: JobState
     ) -> Outcome:
         shipper = LogShipper(self._client, claimed.job_id, claimed.token, offset=claimed.log_offset)
         shipper.start()
@@ -167,7 +160,7 @@ class AgentWorker:
             spec = JobSpec.from_job(claimed.job)
             outcome = await run_job(
                 spec, workspace, shipper.put, state.cancel, self._options.run,
-                on_commit=lambda commit: self._record_commit(claimed, commit),
+                on_commit=lambda commit: record_commit(self._client, claimed, commit),
             )  # fmt: skip
             if state.shut_down:
                 await shipper.put("stderr", "[raibid] the agent shut down; the job will re-run")
@@ -194,38 +187,7 @@ class AgentWorker:
                 await asyncio.gather(claim, return_exceptions=True)
         return claim.result() if not claim.cancelled() else None
 
-    async def _heartbeat(self, claimed: ClaimedJob, interval: float, state: _JobState) -> None:
-        """One heartbeat always open: the server answers it as soon as the job is cancelled."""
-        while True:
-            sent = time.monotonic()
-            try:
-                cancelled = await self._client.heartbeat(
-                    claimed.job_id, claimed.token, wait=interval, deadline=2 * interval
-                )
-            except LeaseLostError:
-                state.lease_lost = True
-                state.cancel.set()
-                return
-            except ServiceUnavailableError as exc:
-                logger.warning("heartbeat_failed", job_id=claimed.job_id, error=exc.message)
-                continue
-            except AgentProtocolError as exc:  # keep beating: the lease is what keeps the job
-                logger.error("heartbeat_refused", job_id=claimed.job_id, error=exc.message)
-                cancelled = False
-            if cancelled:
-                state.cancel.set()
-                return
-            # a server that does not hold heartbeats answers at once: keep to the period then
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - sent)))
-
-    async def _record_commit(self, claimed: ClaimedJob, commit: str) -> None:
-        try:
-            await self._client.record_commit(claimed.job_id, claimed.token, commit)
-        except (LeaseLostError, ServiceUnavailableError, AgentProtocolError) as exc:
-            # the build goes on; a lost lease is the heartbeat's to notice
-            logger.warning("commit_not_recorded", job_id=claimed.job_id, error=exc.message)
-
-    async def _watch_shutdown(self, state: _JobState) -> None:
+    async def _watch_shutdown(self, state: JobState) -> None:
         await self._stop.wait()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._abort.wait(), self._options.shutdown_grace)
@@ -282,7 +244,8 @@ async def run_agent(
         job_timeout: seconds a job may run, and a step's timeout when it sets none.
         secrets: secrets steps may ask for by name (``secret_env``); masked in every log line.
         claim_wait: seconds each claim long-polls.
-        heartbeat_interval: seconds between heartbeats (the cancel latency); default lease/3.
+        heartbeat_interval: how long each heartbeat is held open; default a third of the lease
+            (a cancel arrives as soon as the server answers the held heartbeat).
         kill_grace: seconds between SIGTERM and SIGKILL of a stopped step.
         shutdown_grace: seconds a running job may go on after a graceful stop.
         handle_signals: stop on SIGTERM/SIGINT (graceful), kill jobs on the second one.
