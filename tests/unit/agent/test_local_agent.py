@@ -13,7 +13,7 @@ from raibid_api.agent.local import LocalAgentSpec, loopback_url
 @pytest.mark.parametrize(
     ("host", "url"),
     [
-        ("0.0.0.0", "http://127.0.0.1:8080"),
+        ("0.0.0.0", "http://127.0.0.1:8080"),  # noqa: S104  (a bind address, not bound)
         ("", "http://127.0.0.1:8080"),
         ("::", "http://[::1]:8080"),
         ("127.0.0.1", "http://127.0.0.1:8080"),
