@@ -58,3 +58,17 @@ def test_the_built_in_agent_is_a_child_restarted_after_a_crash_and_stopped_with_
     assert "built by the child" in log
     assert "built-in agent exited; restarting" in server.process.output()
     assert not is_running(second)
+
+
+def test_the_built_in_agent_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path / "local", dispatch={"mode": "local", "local_workspace": str(tmp_path / "ws")}
+    )
+    try:
+        eventually(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
+        [agent] = local_agents(server)
+        server.process.popen.send_signal(signal.SIGKILL)
+        server.process.popen.wait()
+        eventually(lambda: not is_running(agent), 20, "the built-in agent to end")
+    finally:
+        stop_server(server)
