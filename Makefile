@@ -56,6 +56,7 @@ bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchm
 	$(BIN)/python -m bench.jobs.run
 	$(BIN)/python -m bench.agents.run
 	$(BIN)/python -m bench.agents.cancel
+	$(BIN)/python -m bench.agents.hold_cost
 	$(BIN)/python -m bench.webhooks.run
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
