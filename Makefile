@@ -56,6 +56,8 @@ audit: $(INSTALLED) ## pip-audit over the locked dependencies (needs the PyPI vu
 bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchmarks.md)
 	$(BIN)/python -m bench.jobs.run
 	$(BIN)/python -m bench.agents.run
+	$(BIN)/python -m bench.agents.cancel
+	$(BIN)/python -m bench.agents.hold_cost
 	$(BIN)/python -m bench.webhooks.run
 	$(BIN)/python -m bench.webhooks.busy
 

@@ -1,7 +1,8 @@
 """The server an agents benchmark runs against: `raibid-api serve` as `make run` starts it.
 
 One uvicorn worker (uvloop, httptools), its embedded Redis (append-only file, fsync every second)
-in a temporary folder, nothing dispatched: the benchmark itself plays the agents.
+in a temporary folder, nothing dispatched: the benchmark itself plays the agents (the cancel
+benchmark asks for the built-in agent instead).
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(workdir: Path) -> BenchServer:
-    """`python -m raibid_api serve` on a free port, ready when /ready answers."""
+def start_server(workdir: Path, **sections: dict[str, object]) -> BenchServer:
+    """`python -m raibid_api serve` on a free port, ready when /ready answers.
+
+    ``sections`` replace whole sections of the configuration (``dispatch``, ``jobs`` ...).
+    """
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
@@ -86,7 +90,7 @@ def start_server(workdir: Path) -> BenchServer:
         "logging": {"level": "warning", "format": "json"},
     }
     path = workdir / "agents-bench.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config | sections))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAIBID_")}
     child = ChildProcess(
         [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)],

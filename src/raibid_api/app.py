@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
 from raibid_api import __version__
-from raibid_api.agent.worker import run_agent
+from raibid_api.agent.local import LocalAgentProcess, LocalAgentSpec
 from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
@@ -90,11 +89,13 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
     checks = HealthChecks()
     checks.add("redis", store.ping)
     intake, replayer = _webhook_intake(settings, redis, keys, service, clock)
+    live_logs = _live_logs(settings, redis, url, keys, service)
     state = AppState(
         settings, TokenRegistry(settings.auth), service, checks,
-        agents=AgentService(service, store, agent_store, clock, lease),
+        # a held heartbeat waits on its job's events through the live logs' one shared reader
+        agents=AgentService(service, store, agent_store, clock, lease, live_logs.fanout),
         events=EventStore(redis, keys),
-        live_logs=_live_logs(settings, redis, url, keys, service),
+        live_logs=live_logs,
         store=store,
         clock=clock,
         reaper=Reaper(
@@ -148,21 +149,25 @@ def _status_reporting(
     return reporting
 
 
-def _local_agent(app: FastAPI, state: AppState) -> Coroutine[Any, Any, int]:
-    """The built-in agent of `dispatch.mode: local`, speaking the agent protocol to this app."""
+def _local_agent(state: AppState) -> LocalAgentProcess:
+    """The built-in agent of `dispatch.mode: local`: a child process speaking HTTP to this server.
+
+    Its token is made here, for this process's life only; the server must listen on
+    ``server.host``:``server.port`` (the address `serve` bound).
+    """
     token = secrets.token_urlsafe(32)
     state.tokens.add(LOCAL_AGENT, token, frozenset({"agent"}))
     settings = state.settings
-    return run_agent(
-        "http://raibid.local", token, LOCAL_AGENT,
+    spec = LocalAgentSpec(
+        settings.server.local_url, token, LOCAL_AGENT,
         concurrency=settings.dispatch.local_concurrency,
-        workspace_root=settings.dispatch.local_workspace,
-        job_timeout=settings.jobs.timeout.total_seconds(),
-        transport=httpx.ASGITransport(app=app),
+        workspace=settings.dispatch.local_workspace,
+        job_timeout_s=settings.jobs.timeout.total_seconds(),
     )  # fmt: skip
+    return LocalAgentProcess(spec)
 
 
-def _background_work(app: FastAPI, state: AppState) -> list[Coroutine[Any, Any, object]]:
+def _background_work(state: AppState) -> list[Coroutine[Any, Any, object]]:
     """The loops every replica runs beside the HTTP server until shutdown."""
     interval = state.settings.jobs.reaper_interval.total_seconds()
     work: list[Coroutine[Any, Any, object]] = [
@@ -178,7 +183,7 @@ def _background_work(app: FastAPI, state: AppState) -> list[Coroutine[Any, Any, 
     if state.dispatcher is not None:
         work.append(state.dispatcher.run())
     if state.settings.dispatch.mode == "local":
-        work.append(_local_agent(app, state))
+        work.append(_local_agent(state).run())
     return work
 
 
@@ -195,7 +200,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     embedded: EmbeddedRedis | None = None
     if settings.redis.url is None:
-        embedded = await asyncio.to_thread(EmbeddedRedis(settings.redis.data_dir).start)
+        embedded = await asyncio.to_thread(
+            EmbeddedRedis(settings.redis.data_dir, settings.redis.binary).start
+        )
         _log.info("embedded redis started", url=embedded.url, data_dir=str(settings.redis.data_dir))
         url = embedded.url
     else:
@@ -204,7 +211,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         state = await _build_state(settings, redis, url)
         app.state.raibid = state
-        tasks = [asyncio.create_task(work) for work in _background_work(app, state)]
+        tasks = [asyncio.create_task(work) for work in _background_work(state)]
         try:
             yield
         finally:

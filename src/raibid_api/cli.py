@@ -171,8 +171,8 @@ class _Server(uvicorn.Server):
     """uvicorn's server, announcing itself once ready and ending live log streams at shutdown.
 
     uvicorn waits for open responses before it runs the app's shutdown, and a log stream stays
-    open until its job ends: without `handle_exit` ending them, every shutdown would wait out its
-    grace period.
+    open until its job ends (a held heartbeat too, and a claim until its wait is over): without
+    `handle_exit` ending them, every shutdown would wait out its grace period.
     """
 
     def __init__(self, config: uvicorn.Config, banner: str) -> None:
@@ -194,6 +194,8 @@ class _Server(uvicorn.Server):
         if state is not None:
             with contextlib.suppress(RuntimeError):  # no loop running: nothing is streaming
                 asyncio.get_running_loop().call_soon_threadsafe(state.live_logs.fanout.close_all)
+                # long-polling claims end too, or they would hold the shutdown until they time out
+                asyncio.get_running_loop().call_soon_threadsafe(state.agents.drain)
         super().handle_exit(sig, frame)
 
 

@@ -33,6 +33,7 @@ from raibid_api.errors import (
 
 logger = structlog.get_logger()
 
+MAX_HEARTBEAT_WAIT = 60.0  # the longest `wait` the server takes
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _LEASE_LOST_STATUSES = frozenset({401, 403, 404, 409})
 
@@ -179,15 +180,36 @@ class AgentClient:
         _expect_success(response)
         return _claimed(response)
 
-    async def heartbeat(self, job_id: str, token: str, *, deadline: float | None = None) -> bool:
+    async def heartbeat(
+        self, job_id: str, token: str, *, wait: float = 0.0, deadline: float | None = None
+    ) -> bool:
         """Extend the job's lease; True when the job was cancelled and must stop.
+
+        With ``wait`` (at most `MAX_HEARTBEAT_WAIT`), the server extends the lease at once and
+        holds the answer until the job is cancelled or ends, or ``wait`` seconds pass (a server
+        that does not hold heartbeats answers at once).
 
         Raises:
             LeaseLostError: the job is no longer this agent's.
             ServiceUnavailableError: the server did not answer before the deadline.
         """
-        response = await self._job_call(job_id, "heartbeat", token, {}, deadline)
+        wait = min(wait, MAX_HEARTBEAT_WAIT)
+        body = {"wait": wait} if wait > 0 else {}
+        response = await self._job_call(
+            job_id, "heartbeat", token, body, deadline, read_timeout=wait + self._request_timeout
+        )
         return bool(_json(response).get("cancel", False))
+
+    async def record_commit(self, job_id: str, token: str, commit: str) -> str | None:
+        """Tell the server which commit the job's ref was checked out at; the job's commit.
+
+        Raises:
+            LeaseLostError: the job is no longer this agent's.
+            ServiceUnavailableError: the server did not answer before the deadline.
+        """
+        response = await self._job_call(job_id, "commit", token, {"commit": commit}, None)
+        found = _json(response).get("commit")
+        return found if isinstance(found, str) else None
 
     async def send_logs(
         self, job_id: str, token: str, offset: int, lines: Sequence[Mapping[str, str]]
@@ -219,9 +241,12 @@ class AgentClient:
         await self._job_call(job_id, "complete", token, body, deadline)
 
     async def _job_call(
-        self, job_id: str, action: str, token: str, body: Mapping[str, Any], deadline: float | None
-    ) -> httpx.Response:
-        response = await self._call(f"/agent/jobs/{job_id}/{action}", token, body, deadline)
+        self, job_id: str, action: str, token: str, body: Mapping[str, Any],
+        deadline: float | None, *, read_timeout: float | None = None,
+    ) -> httpx.Response:  # fmt: skip
+        response = await self._call(
+            f"/agent/jobs/{job_id}/{action}", token, body, deadline, read_timeout=read_timeout
+        )
         status = response.status_code
         if status == 409 and action == "logs":
             expected = _json(response).get("expected_offset")

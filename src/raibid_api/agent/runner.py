@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +28,8 @@ from raibid_api.agent.workspace import (
     GitRun,
     Workspace,
     clone_at_revision,
+    head_commit,
+    is_commit,
     url_credentials,
 )
 
@@ -41,6 +43,7 @@ PASSTHROUGH_ENV = (
     "http_proxy", "https_proxy", "no_proxy",
 )  # fmt: skip
 GIT_PASSTHROUGH_ENV = ("SSH_AUTH_SOCK", "GIT_SSH_COMMAND")
+CommitSink = Callable[[str], Awaitable[None]]
 _JOB_ENV = {"id": "JOB_ID", "repo": "REPO", "ref": "REF", "branch": "BRANCH", "tag": "TAG",
             "commit": "COMMIT", "event": "EVENT", "attempt": "ATTEMPT",
             "pull_request": "PULL_REQUEST"}  # fmt: skip
@@ -114,9 +117,12 @@ async def run_job(
     sink: LineSink,
     cancel: asyncio.Event,
     settings: RunSettings,
+    on_commit: CommitSink | None = None,
 ) -> Outcome:
     """Check out the job's commit into ``workspace``, then run its pipeline.
 
+    A job that names a ref rather than a commit builds the commit the ref points to now: it is
+    written to the log, handed to ``on_commit`` and given to the steps as ``RAIBID_COMMIT``.
     Never raises for anything the repository or its build does: every such failure is an
     `Outcome` with a reason, explained by a log line on stderr.
     """
@@ -131,15 +137,30 @@ async def run_job(
         return Outcome("failed", reason="clone_failed")
     if stopped:
         return await _stopped(output, "the checkout", stopped)
+    env = {**settings.base_env, **job.env, "TMPDIR": str(workspace.tmp)}
+    if not is_commit(job.revision):
+        env |= await _resolved_commit(job.revision, workspace, git, on_commit)
     try:
         pipeline = await asyncio.to_thread(load_pipeline, workspace.checkout)
         pipeline.check_secrets(settings.secrets)
     except PipelineError as exc:
         await _note(output, "stderr", f"[raibid] {exc.message}")
         return Outcome("failed", reason=exc.reason)
-    env = {**settings.base_env, **job.env, "TMPDIR": str(workspace.tmp)}
     steps = _StepRun(workspace, env, output, cancel, settings, deadline)
     return await steps.run_all(pipeline)
+
+
+async def _resolved_commit(
+    ref: str, workspace: Workspace, git: GitRun, on_commit: CommitSink | None
+) -> dict[str, str]:
+    """The commit a ref was checked out at, told to the log and ``on_commit``; its step env."""
+    commit = await head_commit(workspace.checkout, git.env)
+    if commit is None:
+        return {}
+    await _note(git.output, "stdout", f"[raibid] {ref} is at commit {commit}")
+    if on_commit is not None:
+        await on_commit(commit)
+    return {"RAIBID_COMMIT": commit}
 
 
 @dataclass(frozen=True)

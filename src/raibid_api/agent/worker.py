@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ from raibid_api.agent.client import (
     LeaseLostError,
     RetryPolicy,
 )
+from raibid_api.agent.lease import JobState, keep_lease, record_commit
 from raibid_api.agent.log_shipper import LogShipper
 from raibid_api.agent.processes import DEFAULT_KILL_GRACE
 from raibid_api.agent.runner import JobSpec, Outcome, RunSettings, run_job
@@ -49,7 +51,8 @@ class AgentOptions:
         run: how steps run (job timeout, secrets, base environment, kill grace).
         labels: sent with every claim.
         claim_wait: seconds one claim long-polls.
-        heartbeat_interval: seconds between heartbeats; None for a third of the lease.
+        heartbeat_interval: how long one heartbeat is held open by the server, which answers
+            earlier when the job is cancelled or ends; None for a third of the lease.
         shutdown_grace: seconds a running job may go on after shutdown was asked.
         flush_timeout: seconds to ship the last log lines before reporting anyway.
         complete_deadline: seconds to keep retrying ``complete``.
@@ -64,13 +67,6 @@ class AgentOptions:
     shutdown_grace: float = 20.0
     flush_timeout: float = 30.0
     complete_deadline: float = 120.0
-
-
-@dataclass
-class _JobState:
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    lease_lost: bool = False
-    shut_down: bool = False
 
 
 class AgentWorker:
@@ -133,10 +129,10 @@ class AgentWorker:
         """Run one claimed job to its end; the reported outcome, or None when not reported."""
         log = logger.bind(job_id=claimed.job_id, agent_id=agent_id)
         log.info("job_started", attempt=claimed.job.get("attempt"))
-        state = _JobState()
+        state = JobState()
         interval = self._options.heartbeat_interval or claimed.lease_seconds / 3
         watchers = [
-            asyncio.create_task(self._heartbeat(claimed, interval, state)),
+            asyncio.create_task(keep_lease(self._client, claimed, interval, state)),
             asyncio.create_task(self._watch_shutdown(state)),
         ]
         try:
@@ -155,15 +151,17 @@ class AgentWorker:
         return outcome
 
     async def _run_and_ship(
-        self, claimed: ClaimedJob, agent_id: str, workspace: Workspace, state: _JobState
+        self, claimed: ClaimedJob, agent_id: str, workspace: Workspace, state: JobState
     ) -> Outcome:
         shipper = LogShipper(self._client, claimed.job_id, claimed.token, offset=claimed.log_offset)
         shipper.start()
         try:
-            attempt = claimed.job.get("attempt") or 1
-            await shipper.put("stdout", f"[raibid] agent {agent_id} runs attempt {attempt}")
+            # the server wrote "[raibid] attempt N started on agent X" when it handed the job out
             spec = JobSpec.from_job(claimed.job)
-            outcome = await run_job(spec, workspace, shipper.put, state.cancel, self._options.run)
+            outcome = await run_job(
+                spec, workspace, shipper.put, state.cancel, self._options.run,
+                on_commit=lambda commit: record_commit(self._client, claimed, commit),
+            )  # fmt: skip
             if state.shut_down:
                 await shipper.put("stderr", "[raibid] the agent shut down; the job will re-run")
         except BaseException:
@@ -189,24 +187,7 @@ class AgentWorker:
                 await asyncio.gather(claim, return_exceptions=True)
         return claim.result() if not claim.cancelled() else None
 
-    async def _heartbeat(self, claimed: ClaimedJob, interval: float, state: _JobState) -> None:
-        while True:
-            await asyncio.sleep(interval)  # the heartbeat period, not a synchronisation
-            try:
-                cancelled = await self._client.heartbeat(
-                    claimed.job_id, claimed.token, deadline=interval
-                )
-            except LeaseLostError:
-                state.lease_lost = True
-                state.cancel.set()
-                return
-            except ServiceUnavailableError as exc:
-                logger.warning("heartbeat_failed", job_id=claimed.job_id, error=exc.message)
-                continue
-            if cancelled:
-                state.cancel.set()
-
-    async def _watch_shutdown(self, state: _JobState) -> None:
+    async def _watch_shutdown(self, state: JobState) -> None:
         await self._stop.wait()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._abort.wait(), self._options.shutdown_grace)
@@ -263,7 +244,8 @@ async def run_agent(
         job_timeout: seconds a job may run, and a step's timeout when it sets none.
         secrets: secrets steps may ask for by name (``secret_env``); masked in every log line.
         claim_wait: seconds each claim long-polls.
-        heartbeat_interval: seconds between heartbeats (the cancel latency); default lease/3.
+        heartbeat_interval: how long each heartbeat is held open; default a third of the lease
+            (a cancel arrives as soon as the server answers the held heartbeat).
         kill_grace: seconds between SIGTERM and SIGKILL of a stopped step.
         shutdown_grace: seconds a running job may go on after a graceful stop.
         handle_signals: stop on SIGTERM/SIGINT (graceful), kill jobs on the second one.
@@ -274,6 +256,8 @@ async def run_agent(
         AuthenticationError: the server refused the agent token.
         PermissionDeniedError: the token lacks the ``agent`` scope.
     """
+    # httpx logs every request at info: an agent's routine calls would be most of its log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     name = agent_id or default_agent_id()
     run = RunSettings(job_timeout, dict(secrets or {}), kill_grace=kill_grace)
     root = workspace_root or Path(tempfile.gettempdir()) / "raibid-workspaces"

@@ -161,6 +161,23 @@ async def clone_at_revision(
     return await _git(checkout_head, checkout, run, "git checkout failed")
 
 
+def is_commit(revision: str) -> bool:
+    """Whether ``revision`` is a full sha (rather than a ref)."""
+    return bool(_COMMIT.match(revision))
+
+
+async def head_commit(checkout: Path, env: Mapping[str, str]) -> str | None:
+    """The full sha checked out in ``checkout``; None when git cannot tell."""
+    process = await asyncio.create_subprocess_exec(
+        "git", "rev-parse", "--verify", "HEAD", cwd=checkout, env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    sha = out.decode(errors="replace").strip()
+    return sha if process.returncode == 0 and _COMMIT.match(sha) else None
+
+
 async def _fetch_everything(
     url: str, commit: str, checkout: Path, run: GitRun
 ) -> StopReason | None:

@@ -119,11 +119,39 @@ class ClaimOut(BaseModel):
     log_offset: int = Field(description="where this attempt's log starts (always 0)")
 
 
+class HeartbeatIn(BaseModel):
+    """A heartbeat; with ``wait`` it is held open until the job stops running (a long poll)."""
+
+    # other fields are ignored, as they were before heartbeats took a body
+    model_config = ConfigDict(extra="ignore")
+
+    wait: float = Field(
+        default=0, ge=0, le=60,
+        description="seconds the answer may wait for the job to be cancelled or to end "
+        "(at most half a lease); 0 answers at once",
+    )  # fmt: skip
+
+
 class HeartbeatOut(BaseModel):
     """What a heartbeat tells the agent."""
 
     cancel: bool
     lease_expires_at: str
+
+
+class CommitIn(BaseModel):
+    """The commit an agent checked out for a job made without one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str = Field(pattern=r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$",
+                        description="full sha-1 or sha-256 of the commit")  # fmt: skip
+
+
+class CommitOut(BaseModel):
+    """The job's commit after the call: the one reported, or the one it already had."""
+
+    commit: str | None
 
 
 class LogLineIn(BaseModel):

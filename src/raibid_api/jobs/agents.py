@@ -25,6 +25,7 @@ from raibid_api.errors import (
     PayloadTooLargeError,
     TransitionConflictError,
 )
+from raibid_api.jobs.heartbeat_hold import JobEvents, hold_until_status_change
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.agent_store import AgentStore, AlreadyCompletedError, QueueStats
 from raibid_api.storage.job_store import JobStore
@@ -62,13 +63,23 @@ class AgentService:
 
     def __init__(
         self, jobs: JobService, store: JobStore, agents: AgentStore, clock: Clock,
-        limits: LeaseLimits,
+        limits: LeaseLimits, events: JobEvents | None = None,
     ) -> None:  # fmt: skip
+        """``events`` lets a heartbeat wait for its job's next status; None: it answers at once."""
         self._jobs = jobs
         self._store = store
         self._agents = agents
         self._clock = clock
         self._limits = limits
+        self._events = events
+        self._draining = False
+
+    def drain(self) -> None:
+        """The server stops: long-polling claims answer "no job" within a second from now on.
+
+        An open claim would otherwise hold the server's graceful shutdown until it timed out.
+        """
+        self._draining = True
 
     @property
     def lease_seconds(self) -> float:
@@ -101,14 +112,14 @@ class AgentService:
             entry = await self._agents.next_entry(
                 agent_id, min(max(remaining_ms, 0), _MAX_BLOCK_MS)
             )
-            if entry is not None and await gone():
+            if entry is not None and (self._draining or await gone()):
                 await self._agents.return_entry(*entry)  # nobody would run it: the next agent's
                 return None
             if entry is not None:
                 claim = await self._take(agent_id, *entry)
                 if claim is not None:
                     return claim
-            elif remaining_ms <= 0 or await gone():
+            elif remaining_ms <= 0 or self._draining or await gone():
                 return None
 
     async def _take(self, agent_id: str, entry_id: str, job_id: str) -> Claim | None:
@@ -123,22 +134,61 @@ class AgentService:
             "agent_id": agent_id, "started_at": format_time(now), "_started_ms": now,
             "_lease_until": lease_until, "_token": token_hash(token), "_log_count": 0,
         }  # fmt: skip
+        started = f"[raibid] attempt {job['attempt']} started on agent {agent_id}"
         try:
-            running = await self._store.transition(job, JobStatus.RUNNING, now, fields)
+            running = await self._store.transition(
+                job, JobStatus.RUNNING, now, fields, note=("stdout", started)
+            )
         except TransitionConflictError:
             return None  # cancelled between delivery and claim; the cancel removed its entry
         await self._seen(agent_id, job_id)
         return Claim(await self._jobs.announce(running), token, format_time(lease_until))
 
-    async def heartbeat(self, job_id: JobId, token: str) -> tuple[bool, str]:
-        """Extend the lease; (whether the agent must stop, when the lease ends)."""
+    async def heartbeat(
+        self, job_id: JobId, token: str, wait: float = 0.0,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> tuple[bool, str]:  # fmt: skip
+        """Extend the lease; (whether the agent must stop, when the lease ends).
+
+        With ``wait``, the lease is extended at once, then the answer waits until the job stops
+        running (it was cancelled or ended) or ``wait`` seconds pass (at most half a lease, so
+        the next heartbeat comes in time), and tells the state then: a job its agent completed
+        meanwhile answers ``cancel`` (it is over), one requeued raises `JobTokenError`.
+        """
+        cancel, until = await self._beat(job_id, token)
+        hold = min(wait, self.lease_seconds / 2)
+        if cancel or hold <= 0 or self._events is None or self._draining:
+            return cancel, until
+        gone = gone or _stayed
+
+        async def running() -> bool:
+            return (await self._agents.lease_fields(job_id)).get("status") == JobStatus.RUNNING
+
+        await hold_until_status_change(self._events, job_id, hold, running, gone)
+        if await gone():
+            return cancel, until  # nobody reads the answer
+        try:
+            # the agent was seen when this heartbeat came in; the answer is not a new visit
+            return await self._beat(job_id, token, seen=False)
+        except AlreadyCompletedError:
+            return True, until  # its agent completed the job while this heartbeat was held
+
+    async def _beat(self, job_id: JobId, token: str, *, seen: bool = True) -> tuple[bool, str]:
         beat = await self._agents.heartbeat(
             job_id, token_hash(token), self._clock.now_ms(), self._limits.lease_ms
         )
-        agent = (await self._agents.lease_fields(job_id)).get("agent_id")
+        agent = (await self._agents.lease_fields(job_id)).get("agent_id") if seen else None
         if agent:
             await self._seen(agent, job_id)
         return beat.cancel, format_time(beat.lease_until_ms)
+
+    async def record_commit(self, job_id: JobId, token: str, commit: str) -> str | None:
+        """Record the commit the agent checked out, when the job names none; the job's commit.
+
+        A job made without a commit (a manual trigger on a branch) gets the one its first
+        attempt built; a job that has one keeps it.
+        """
+        return await self._agents.record_commit(job_id, token_hash(token), commit.lower())
 
     def _check_batch(self, lines: Sequence[tuple[str, str]]) -> None:
         if len(lines) > self._limits.max_batch_lines:
@@ -228,3 +278,7 @@ class AgentService:
         oldest = stats.oldest_pending_ms
         age = round((self._clock.now_ms() - oldest) / 1000, 3) if oldest is not None else None
         return {"depth": stats.pending, "claimed": stats.running, "oldest_waiting_seconds": age}
+
+
+async def _stayed() -> bool:
+    return False

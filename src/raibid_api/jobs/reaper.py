@@ -62,15 +62,25 @@ class Reaper:
                 elif lease.started_ms is not None and (
                     lease.started_ms + self._limits.timeout_ms < now
                 ):
-                    await self._jobs.finish(
-                        JobId(lease.job_id), JobStatus.FAILED, reason="timeout",
-                        expect=(JobStatus.RUNNING,), guard=AttemptGuard(lease.token_hash),
-                    )  # fmt: skip
-                    moved += 1
+                    moved += await self._timed_out(lease)
             except (TransitionConflictError, JobTokenError, JobNotFoundError):
                 continue  # another replica, the agent or the job's end got there first
         await self._forget_agents(now)
         return moved
+
+    async def _timed_out(self, lease: Lease) -> int:
+        job_id = JobId(lease.job_id)
+        job = await self._store.get(job_id)
+        if job is None or job["status"] != JobStatus.RUNNING:
+            return 0
+        limit = f"{self._limits.timeout_ms / 1000:g}s"
+        note = (f"[raibid] attempt {job['attempt']} on agent {job['agent_id']} ran longer than "
+                f"the job timeout ({limit}); its job failed")  # fmt: skip
+        await self._jobs.finish(
+            job_id, JobStatus.FAILED, reason="timeout", expect=(JobStatus.RUNNING,),
+            guard=AttemptGuard(lease.token_hash), note=("stderr", note),
+        )  # fmt: skip
+        return 1
 
     async def _lost(self, lease: Lease, now: int) -> int:
         job_id = JobId(lease.job_id)
@@ -78,10 +88,13 @@ class Reaper:
         if job is None or job["status"] != JobStatus.RUNNING:
             return 0
         guard = AttemptGuard(lease.token_hash, lease_ended_by=now)
-        if job["attempt"] >= self._limits.max_attempts:
+        attempt = job["attempt"]
+        lost = f"the agent of attempt {attempt} ({job['agent_id']}) was lost"
+        if attempt >= self._limits.max_attempts:
+            last = f"that was the last of {self._limits.max_attempts} attempts, so the job failed"
             await self._jobs.finish(
                 job_id, JobStatus.FAILED, reason="agent_lost", expect=(JobStatus.RUNNING,),
-                guard=guard,
+                guard=guard, note=("stderr", f"[raibid] {lost}; {last}"),
             )  # fmt: skip
             return 1
         cleared = dict.fromkeys(
@@ -90,7 +103,8 @@ class Reaper:
         )  # fmt: skip
         after = await self._store.transition(
             job, JobStatus.PENDING, self._clock.now_ms(),
-            cleared | {"attempt": job["attempt"] + 1}, requeue=True, guard=guard,
+            cleared | {"attempt": attempt + 1}, requeue=True, guard=guard,
+            note=("stderr", f"[raibid] attempt {attempt + 1}: {lost}; the job is queued again"),
         )  # fmt: skip
         _log.info("requeued a job whose agent was lost", job_id=job_id, attempt=after["attempt"])
         await self._jobs.announce(after)

@@ -243,10 +243,12 @@ class JobService:
         exit_code: int | None = None,
         expect: Sequence[JobStatus] = (JobStatus.PENDING, JobStatus.RUNNING),
         guard: AttemptGuard | None = None,
+        note: tuple[str, str] | None = None,
     ) -> Job:
         """End a job in ``target``, from whichever of ``expect`` it is in, despite races.
 
-        With a ``guard``, only the attempt it names is ended: a conflict is final.
+        With a ``guard``, only the attempt it names is ended: a conflict is final. A ``note``
+        (stream, line) tells the job's log why, in the same step.
         """
         for _ in range(_CONFLICT_RETRIES):
             job = await self.get(job_id)
@@ -264,7 +266,9 @@ class JobService:
             if job["started_at"]:
                 fields["duration"] = round((now - parse_time_ms(job["started_at"])) / 1000, 3)
             try:
-                after = await self._store.transition(job, target, now, fields, guard=guard)
+                after = await self._store.transition(
+                    job, target, now, fields, guard=guard, note=note
+                )
             except TransitionConflictError:
                 if guard is not None:
                     raise

@@ -79,7 +79,9 @@ class RequestContextMiddleware:
             await self._internal_error(send_with_id, request_id)
         finally:
             if scope["path"] not in self.skip_paths or status >= 400:
-                _log.info(
+                # a route may mark its routine calls for debug; a failure stays at info
+                quiet = status < 400 and scope["state"].get("access_log_level") == "debug"
+                (_log.debug if quiet else _log.info)(
                     "request",
                     method=scope["method"],
                     path=scope["path"],

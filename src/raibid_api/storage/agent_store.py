@@ -100,6 +100,7 @@ class AgentStore:
         self._heartbeat = register(redis, "agent_heartbeat")
         self._append = register(redis, "agent_append_logs")
         self._mark = register(redis, "agent_mark_completed")
+        self._commit = register(redis, "agent_record_commit")
         self._return = register(redis, "queue_return_entry")
 
     @shielded
@@ -160,6 +161,20 @@ class AgentStore:
         )
         _refuse(int(reply[0]), job_id, reply)
         return int(reply[1])
+
+    @shielded
+    async def record_commit(self, job_id: str, token_hash: str, commit: str) -> str | None:
+        """Record the commit a running job's agent checked out, once; the job's commit after.
+
+        Returns:
+            The job's commit: ``commit``, or the one it already had (None when it has none and
+            no longer runs).
+        """
+        reply = await self._commit(keys=[self._keys.job(job_id)], args=[token_hash, commit])
+        code = int(reply[0])
+        if code < 0:
+            _refuse(code, job_id, reply)
+        return str(reply[1]) or None
 
     @shielded
     async def mark_completed(self, job_id: str, token_hash: str, now_ms: int, outcome: str) -> bool:

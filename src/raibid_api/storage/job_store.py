@@ -22,6 +22,7 @@ from raibid_api.domain.jobs import (
     JobStatus,
     Supersession,
     content_fingerprint,
+    format_time,
 )
 from raibid_api.domain.limits import RateLimit
 from raibid_api.domain.states import check_transition
@@ -140,12 +141,15 @@ class JobStore:
     async def transition(
         self, job: Job, target: str, now_ms: int, fields: Mapping[str, object] | None = None,
         *, requeue: bool = False, guard: AttemptGuard | None = None,
+        note: tuple[str, str] | None = None,
     ) -> Job:  # fmt: skip
         """Move ``job`` from the status it has in ``job`` to ``target``; return the job after it.
 
         A terminal ``target`` acks and deletes the queue entry and starts the retention clock;
         ``requeue`` puts the job back in the queue under a fresh entry. A ``guard`` makes the
         move happen only for the attempt it names (and, if it says so, once its lease ended).
+        A ``note`` (stream, line) goes into the job's log just before the status change, in the
+        same step: the log says why the attempt started or ended.
 
         Raises:
             ValueError: the state machine has no edge from the job's status to ``target`` (a
@@ -187,6 +191,7 @@ class JobStore:
             token_hash=guard.token_hash if guard else "",
             lease_ended_by=guard.lease_ended_by if guard else None,
             fields=encode_update(fields or {}),
+            note=_note_json(note, now_ms),
         )
         return after
 
@@ -275,3 +280,10 @@ class JobStore:
 def _as_text(fields: object) -> dict[str, str]:
     # the client decodes replies (decode_responses=True); only redis-py's annotations say bytes
     return cast("dict[str, str]", fields)
+
+
+def _note_json(note: tuple[str, str] | None, now_ms: int) -> str:
+    if note is None:
+        return ""
+    stream, line = note
+    return orjson.dumps({"t": format_time(now_ms), "stream": stream, "line": line}).decode()

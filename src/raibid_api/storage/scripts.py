@@ -33,6 +33,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "agent_heartbeat": ("agent_prelude",),
     "agent_append_logs": ("agent_prelude",),
     "agent_mark_completed": ("agent_prelude",),
+    "agent_record_commit": ("agent_prelude",),
 }
 
 
@@ -194,8 +195,11 @@ class Scripts:
         token_hash: str,
         lease_ended_by: int | None,
         fields: dict[str, str],
+        note: str = "",
     ) -> str:
         """Run `job_transition.lua`; return the id of the `status` entry it wrote.
+
+        ``note`` is a log line (``{t, stream, line}`` as JSON) written just before that entry.
 
         Raises:
             JobNotFoundError: the job does not exist.
@@ -206,7 +210,7 @@ class Scripts:
         args: list[Any] = [
             expected, target, job_id, "1" if terminal else "0", retention_s, events_maxlen,
             group, expiry_ms, expiry_member, requeue_json, token_hash,
-            "" if lease_ended_by is None else lease_ended_by,
+            "" if lease_ended_by is None else lease_ended_by, note,
         ]  # fmt: skip
         for key, value in fields.items():
             args += [key, value]

@@ -178,6 +178,13 @@ class Server:
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
+    def trigger_branch(self, clone_url: str, branch: str = "main") -> str:
+        """A manual build of ``branch`` as it is when an agent checks it out; the job's id."""
+        body = {"repo": "acme/app", "clone_url": clone_url, "branch": branch}
+        response = self.http.post("/jobs", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
     def job(self, job_id: str) -> dict[str, Any]:
         """The job as `GET /jobs/{id}` shows it."""
         response = self.http.get(f"/jobs/{job_id}")
@@ -249,6 +256,19 @@ def wait_for_pid(path: Path, within: float = 15.0) -> int:
     pid = read_pid(path)
     assert pid is not None
     return pid
+
+
+def local_agents(server: Server) -> list[int]:
+    """The pids of the built-in agent processes `serve` started (and that still run)."""
+    found = []
+    for pid in children_of(server.process.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # it ended since it was listed
+            continue
+        if b"raibid_api\x00agent\x00" in command:
+            found.append(pid)
+    return found
 
 
 def wait_until_gone(pids: list[int], within: float) -> float:

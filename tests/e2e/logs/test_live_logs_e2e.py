@@ -82,8 +82,8 @@ def test_client_resumes_with_last_event_id_and_sees_every_entry_once_then_end(
         agent = Agent(http)
         agent.log("cloning", "building")
         first = events_of(http, agent.job_id)
-        seen = [next(first) for _ in range(3)]
-        assert [e.event for e in seen] == ["status", "log", "log"]
+        seen = [next(first) for _ in range(4)]
+        assert [e.event for e in seen] == ["log", "status", "log", "log"]
         agent.log("testing 1", "testing 2")  # live, while the client is connected
         seen += [next(first), next(first)]
         first.close()  # the client goes away mid-job
@@ -96,7 +96,8 @@ def test_client_resumes_with_last_event_id_and_sees_every_entry_once_then_end(
     received = seen + rest
     assert [e.id for e in received[:-1]] == [entry["id"] for entry in entries]
     assert [line(e) for e in received if e.event == "log"] == [
-        "cloning", "building", "testing 1", "testing 2", "testing 3", "packaging",
+        "[raibid] attempt 1 started on agent e2e-agent", "cloning", "building",
+        "testing 1", "testing 2", "testing 3", "packaging",
     ]  # fmt: skip
     assert [e.event for e in rest] == ["log", "log", "status", "end"]
     assert json.loads(rest[-1].data)["status"] == "success"

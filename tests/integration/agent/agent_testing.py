@@ -84,7 +84,7 @@ def make_remote(root: Path) -> GitRemote:
     return GitRemote(bare, work)
 
 
-def make_job(remote: GitRemote, commit: str, job_id: str = "job-1") -> dict[str, Any]:
+def make_job(remote: GitRemote, commit: str | None, job_id: str = "job-1") -> dict[str, Any]:
     """A Job JSON (DESIGN §4) with the fields the agent reads."""
     return {"id": job_id, "status": "running", "repo": "acme/app", "clone_url": remote.url,
             "ref": "refs/heads/main", "branch": "main", "tag": None, "commit": commit,
@@ -114,6 +114,8 @@ class ProtocolDouble:
         self.revoked: set[str] = set()
         self.requests: list[str] = []
         self.heartbeats = 0
+        self.hold_heartbeats = False
+        self.commits: dict[str, list[str]] = {}
         self.skipped_lines = 0
         self.max_batch_lines: int | None = None
         self.crash_on_batch: int | None = None
@@ -188,11 +190,22 @@ class ProtocolDouble:
             return _Response(401, {"error": "unauthenticated"})
         if action == "heartbeat":
             self.heartbeats += 1
+            if self.hold_heartbeats:
+                await self._hold(job_id, float(body.get("wait", 0)))
             return _Response(200, {"cancel": job_id in self.cancelled})
         if action == "logs":
             return self._append(job_id, body)
+        if action == "commit":
+            self.commits.setdefault(job_id, []).append(body["commit"])
+            return _Response(200, {"commit": self.commits[job_id][0]})
         self.completions.setdefault(job_id, []).append(body)
         return _Response(200, {"status": body["status"]})
+
+    async def _hold(self, job_id: str, wait: float) -> None:
+        """A held heartbeat, as the server holds it: until the job is cancelled or ``wait``."""
+        deadline = time.monotonic() + wait
+        while job_id not in self.cancelled and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the double's own polling stands in for the server's wake
 
     async def _claim(self, body: dict[str, Any]) -> _Response:
         if not self.queue:

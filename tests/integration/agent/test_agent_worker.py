@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -47,9 +48,23 @@ async def test_once_runs_one_job_ships_its_log_and_reports_success(
     assert ran == 1
     assert double.completions["job-1"] == [{"status": "success", "exit_code": 0, "reason": None}]
     lines = double.lines("job-1")
-    assert lines[0] == "[raibid] agent agent-a runs attempt 1"
+    # the server writes which agent runs the attempt; the agent's first line is its fetch
+    assert lines[0].startswith("[raibid] fetching ")
     assert {"line": "world", "stream": "stderr"} in double.logs["job-1"]
     assert list((tmp_path / "ws").iterdir()) == []
+
+
+async def test_the_agent_writes_no_log_line_per_http_call(
+    double: ProtocolDouble, remote: GitRemote, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    double.add_job(make_job(remote, remote.commit(pipeline("echo quiet"))))
+
+    await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
+
+    assert len(double.requests) >= 3  # a claim, a log batch, a completion at least
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("httpx")] == []
+    assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
 
 
 async def test_failing_build_is_reported_with_its_exit_code(
@@ -95,6 +110,43 @@ async def test_cancel_answered_by_a_heartbeat_kills_the_step_within_two_seconds(
     ]
     assert process_is_gone(int(next(x for x in double.lines("job-1") if x.isdigit())))
     assert await agent == 1
+
+
+async def test_a_held_heartbeat_brings_the_cancel_long_before_the_heartbeat_interval(
+    double: ProtocolDouble, remote: GitRemote, tmp_path: Path
+) -> None:
+    double.lease_seconds = 60  # one heartbeat held open for 20 s at a time
+    double.hold_heartbeats = True
+    double.add_job(make_job(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
+    agent = asyncio.create_task(
+        run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
+    )
+    await eventually(lambda: any(x.isdigit() for x in double.lines("job-1")), what="step runs")
+
+    double.cancelled.add("job-1")
+    # half the heartbeat interval: only the held heartbeat can have brought the cancel by then
+    await eventually(lambda: "job-1" in double.completions, within=10, what="completed")
+
+    assert double.completions["job-1"] == [
+        {"status": "failed", "exit_code": None, "reason": "cancelled"}
+    ]
+    assert double.heartbeats == 1
+    assert process_is_gone(int(next(x for x in double.lines("job-1") if x.isdigit())))
+    assert await agent == 1
+
+
+async def test_a_branch_job_reports_the_commit_it_checked_out_and_its_steps_see_it(
+    double: ProtocolDouble, remote: GitRemote, tmp_path: Path
+) -> None:
+    head = remote.commit(pipeline("echo built $RAIBID_COMMIT"))
+    double.add_job(make_job(remote, commit=None))
+
+    await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
+
+    assert double.commits["job-1"] == [head]
+    assert f"[raibid] refs/heads/main is at commit {head}" in double.lines("job-1")
+    assert f"built {head}" in double.lines("job-1")
+    assert double.completions["job-1"][0]["status"] == "success"
 
 
 async def test_lost_lease_kills_the_step_and_reports_nothing(

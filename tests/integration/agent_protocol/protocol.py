@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ TOKENS: list[dict[str, Any]] = [
     {"name": "agent", "scopes": ["agent"], "value": AGENT_TOKEN},
 ]
 LEASE_SECONDS = 30
+# the lines the server writes into a job's log when an attempt starts or ends
+SERVER_NOTE = re.compile(r"^\[raibid\] (attempt \d+|the agent of attempt \d+)")
 CLONE_URL = "https://git.example.test/acme/widgets.git"
 
 
@@ -181,8 +184,12 @@ class ProtocolApp:
         job: dict[str, Any] = response.json()
         return job
 
-    async def log_lines(self, job_id: str) -> list[tuple[str, str]]:
-        """The job's log lines as (stream, line), read from its event stream through the API."""
+    async def log_lines(self, job_id: str, *, notes: bool = False) -> list[tuple[str, str]]:
+        """The job's log lines as (stream, line), read from its event stream through the API.
+
+        The lines the server writes itself at an attempt's start and end are left out unless
+        ``notes``: most tests look at what the agent sent.
+        """
         response = await self.http.get(
             f"/jobs/{job_id}/logs", headers=READ | {"Accept": "application/json"}
         )
@@ -190,7 +197,7 @@ class ProtocolApp:
         return [
             (entry["data"]["stream"], entry["data"]["line"])
             for entry in response.json()
-            if entry["event"] == "log"
+            if entry["event"] == "log" and (notes or not SERVER_NOTE.match(entry["data"]["line"]))
         ]
 
     async def statuses(self, job_id: str) -> list[str]:

@@ -45,7 +45,8 @@ async def test_log_batches_are_appended_in_order(api: ProtocolApp) -> None:
         ("stdout", "five"),
     ]  # fmt: skip
     text = await api.http.get(f"/jobs/{held.id}/logs", headers=READ)
-    assert text.text == "one\ntwo\nthree\nfour\nfive\n"
+    started = "[raibid] attempt 1 started on agent agent-1"
+    assert text.text == f"{started}\none\ntwo\nthree\nfour\nfive\n"
 
 
 async def test_a_retried_batch_is_not_doubled(api: ProtocolApp) -> None:

@@ -50,6 +50,10 @@ async def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str
         await asyncio.sleep(0.005)
 
 
+CLAIM_NOTE = "[raibid] attempt 1 started on agent agent-1"
+"""The line the server writes before the `running` status when `claimed_job` claims a job."""
+
+
 @dataclass(frozen=True)
 class Held:
     """A job an agent claimed, with its job token."""

@@ -11,6 +11,7 @@ from httpx_sse import ServerSentEvent
 
 from tests.integration.logs.conftest import ServerFactory
 from tests.integration.logs.live import (
+    CLAIM_NOTE,
     READ,
     STREAM_TIMEOUT,
     Held,
@@ -56,8 +57,8 @@ async def test_history_then_live_arrive_once_each_in_stream_order(server: LiveSe
     stored = await server.entry_ids(held.id)
     for received in await asyncio.gather(*readers):
         assert [e.id for e in received[:-1]] == stored
-        assert lines_of(received)[:2] == ["before 1", "before 2"]
-        assert len(lines_of(received)) == 2 + 40 * 5
+        assert lines_of(received)[:3] == [CLAIM_NOTE, "before 1", "before 2"]
+        assert len(lines_of(received)) == 3 + 40 * 5
 
 
 async def test_stream_opens_with_retry_hint_and_no_buffering_headers(server: LiveServer) -> None:
@@ -76,8 +77,9 @@ async def test_stream_opens_with_retry_hint_and_no_buffering_headers(server: Liv
 async def test_status_events_carry_the_job_json_with_links(server: LiveServer) -> None:
     held = await server.claimed_job()
     async with sse(server.http, held.id) as events:
-        (first,) = await read_events(events, 1)
+        note, first = await read_events(events, 2)
     job = json.loads(first.data)
+    assert (note.event, json.loads(note.data)["line"]) == ("log", CLAIM_NOTE)
     assert first.event == "status"
     assert job["id"] == held.id
     assert job["status"] == "running"
@@ -93,7 +95,7 @@ async def test_log_events_carry_time_stream_and_line(server: LiveServer) -> None
     )
     assert response.status_code == 200
     async with sse(server.http, held.id) as events:
-        _, log = await read_events(events, 2)
+        _, _, log = await read_events(events, 3)
     data = json.loads(log.data)
     assert log.event == "log"
     assert set(data) == {"t", "stream", "line"}
@@ -136,7 +138,7 @@ async def test_header_last_event_id_wins_over_a_stale_query(server: LiveServer) 
 async def test_terminal_status_is_followed_by_end_with_the_final_job(server: LiveServer) -> None:
     held = await server.claimed_job()
     async with sse(server.http, held.id) as events:
-        await read_events(events, 1)
+        await read_events(events, 2)  # the claim's line and the running status
         await server.send_logs(held, ["done soon"])
         await server.complete(held, "failed")
         received = await read_until_end(events)
@@ -153,7 +155,7 @@ async def test_finished_job_replays_its_log_then_ends(server: LiveServer) -> Non
     await server.send_logs(held, ["one", "two"])
     await server.complete(held)
     received = await follow_to_end(server, held.id)
-    assert lines_of(received) == ["one", "two"]
+    assert lines_of(received) == [CLAIM_NOTE, "one", "two"]
     assert json.loads(received[-1].data)["status"] == "success"
     stored = await server.entry_ids(held.id)
     async with sse(server.http, held.id, headers={"Last-Event-ID": stored[-1]}) as events:
@@ -183,7 +185,7 @@ async def test_fifty_clients_of_one_job_share_one_redis_reader(server: LiveServe
     assert len(readers) == 1, readers
     assert during - before <= 3, (before, during)  # the reader, and a pooled connection or two
     for follower in followers:
-        assert lines_of(follower.result()) == ["for everyone"]
+        assert lines_of(follower.result()) == [CLAIM_NOTE, "for everyone"]
 
 
 async def test_disconnected_client_is_dropped_at_once(server: LiveServer) -> None:
@@ -239,8 +241,8 @@ async def test_json_and_text_answers_are_unchanged(server: LiveServer) -> None:
     held = await server.claimed_job()
     await server.send_logs(held, ["plain"])
     text = await server.http.get(f"/jobs/{held.id}/logs", headers=READ)
-    assert text.text == "plain\n"
+    assert text.text == f"{CLAIM_NOTE}\nplain\n"
     entries = await server.http.get(
         f"/jobs/{held.id}/logs", headers=READ | {"Accept": "application/json"}
     )
-    assert [e["event"] for e in entries.json()] == ["status", "log"]
+    assert [e["event"] for e in entries.json()] == ["log", "status", "log"]

@@ -13,8 +13,11 @@ from raibid_api.api.schemas import (
     AgentOut,
     ClaimIn,
     ClaimOut,
+    CommitIn,
+    CommitOut,
     CompleteIn,
     ErrorOut,
+    HeartbeatIn,
     HeartbeatOut,
     LogBatchIn,
     LogBatchOut,
@@ -32,6 +35,11 @@ def _json(body: object) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def _routine(request: Request) -> None:
+    """Log this call at debug when it succeeds: agents make it every few seconds each."""
+    request.state.access_log_level = "debug"
+
+
 @router.post(
     "/agent/claim",
     response_model=ClaimOut,
@@ -44,6 +52,7 @@ async def claim(
     """Long-poll up to `wait` seconds for the next job; 204 when none came."""
     found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
     if found is None:
+        _routine(request)
         return Response(status_code=204)
     return _json({"job": found.job, "token": found.token, "log_offset": 0,
                   "lease_expires_at": found.lease_expires_at,
@@ -56,9 +65,20 @@ async def claim(
     responses=_ERRORS,
     summary="Extend a lease",
 )
-async def heartbeat(job_id: str, token: JobToken, agents: AgentServiceDep) -> Response:
-    """Keep the lease; `cancel: true` tells the agent to stop the job."""
-    cancel, lease_expires_at = await agents.heartbeat(parse_job_id(job_id), token)
+async def heartbeat(
+    job_id: str, request: Request, token: JobToken, agents: AgentServiceDep,
+    body: HeartbeatIn | None = None,
+) -> Response:  # fmt: skip
+    """Keep the lease; `cancel: true` tells the agent to stop the job.
+
+    With `wait`, the lease is extended at once and the answer waits until the job is cancelled
+    or ends (then `cancel: true`), or `wait` seconds pass (at most half a lease).
+    """
+    _routine(request)
+    wait = body.wait if body is not None else 0.0
+    cancel, lease_expires_at = await agents.heartbeat(
+        parse_job_id(job_id), token, wait, request.is_disconnected
+    )
     return _json({"cancel": cancel, "lease_expires_at": lease_expires_at})
 
 
@@ -69,15 +89,34 @@ async def heartbeat(job_id: str, token: JobToken, agents: AgentServiceDep) -> Re
     summary="Append logs",
 )
 async def append_logs(
-    job_id: str, body: LogBatchIn, token: JobToken, agents: AgentServiceDep
+    job_id: str, body: LogBatchIn, request: Request, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """Append lines in order; lines the server already has (by `offset`) are skipped."""
+    _routine(request)
     lines = [
         ("stdout", line) if isinstance(line, str) else (line.stream, line.line)
         for line in body.lines
     ]
     count = await agents.append_logs(parse_job_id(job_id), token, body.offset, lines)
     return _json({"lines": count})
+
+
+@router.post(
+    "/agent/jobs/{job_id}/commit",
+    response_model=CommitOut,
+    responses=_ERRORS,
+    summary="Record the commit built",
+)
+async def record_commit(
+    job_id: str, body: CommitIn, token: JobToken, agents: AgentServiceDep
+) -> Response:
+    """Record the commit the agent checked out, for a job made without one (a branch).
+
+    Only the running attempt's token counts, and only once: a job that names a commit keeps it.
+    The answer is the job's commit after the call.
+    """
+    commit = await agents.record_commit(parse_job_id(job_id), token, body.commit)
+    return _json({"commit": commit})
 
 
 @router.post(

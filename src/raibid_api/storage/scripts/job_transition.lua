@@ -9,11 +9,13 @@
 -- ARGV[10] Job JSON of a fresh queue entry ('' = none; a requeue)
 -- ARGV[11] sha256 of the job token the caller holds ('' = no token check)
 -- ARGV[12] a time (ms) the job's lease must have ended by ('' = no lease check)
--- ARGV[13..] field/value pairs, an empty value deletes the field
+-- ARGV[13] a line for the job's log, written just before the status entry: {t, stream, line} as
+-- JSON ('' = none)
+-- ARGV[14..] field/value pairs, an empty value deletes the field
 -- returns {1, events entry id} on success, {0, current status} when the job is elsewhere,
 -- {-1} when the job does not exist, {-2} when the job token is not the job's current one
 local fields = {}
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 local reply = transition_job(
@@ -22,7 +24,7 @@ local reply = transition_job(
   {expected = ARGV[1], target = ARGV[2], job_id = ARGV[3], terminal = ARGV[4] == '1',
    retention = tonumber(ARGV[5]), events_maxlen = tonumber(ARGV[6]), group = ARGV[7],
    expiry_ms = tonumber(ARGV[8]), expiry_member = ARGV[9], requeue_json = ARGV[10],
-   token_hash = ARGV[11], lease_ended_by = ARGV[12], fields = fields})
+   token_hash = ARGV[11], lease_ended_by = ARGV[12], note = ARGV[13], fields = fields})
 if reply[1] == 1 then
   return {1, reply[2]}
 end

@@ -11,6 +11,8 @@
 -- a.requeue_json  Job JSON of a fresh queue entry ('' = none; a requeue)
 -- a.token_hash  sha256 of the job token the caller holds ('' = no token check)
 -- a.lease_ended_by  a time (ms) the job's lease must have ended by ('' = no lease check)
+-- a.note  a line for the job's log ({t, stream, line} as JSON), written just before the status
+-- entry, so a reader sees why the status changed ('' or nil = none)
 -- a.fields  field/value pairs, flat; an empty value deletes the field
 -- returns {1, events entry id, the job's public fields after, flat} on success,
 -- {0, current status} when the job is elsewhere, {-1} when the job does not exist,
@@ -68,6 +70,11 @@ local function transition_job(k, a)
       public[#public + 1] = flat[i]
       public[#public + 1] = flat[i + 1]
     end
+  end
+  if a.note and a.note ~= '' then
+    local note = cjson.decode(a.note)
+    redis.call('XADD', k.events, 'MAXLEN', '~', a.events_maxlen, '*', 'type', 'log', 't', note.t,
+      'stream', note.stream, 'line', note.line)
   end
   local event = redis.call('XADD', k.events, 'MAXLEN', '~', a.events_maxlen, '*', 'type',
     'status', unpack(public))

@@ -1,0 +1,109 @@
+"""The built-in agent of ``dispatch.mode: local``: a ``raibid-api agent`` child process, kept up.
+
+It runs in its own process, not on the server's event loop, so builds never slow the intake. It
+speaks the agent protocol over HTTP to the address the server bound, with a token made for it and
+passed through the environment (never the command line, which ``ps`` shows). It dies with the
+server (``PR_SET_PDEATHSIG``), is restarted with backoff when it exits on its own, and on shutdown
+gets SIGTERM (stop claiming), a second SIGTERM (kill the running steps), then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from raibid_api.agent.client import RetryPolicy
+from raibid_api.embedded import die_with_parent
+
+_log = structlog.get_logger("raibid_api.local_agent")
+
+_HEALTHY_S = 30.0  # a child that ran this long starts the restart backoff afresh
+_ABORT_AFTER_S = 1.0  # between the SIGTERM that stops claims and the one that kills steps
+_KILL_AFTER_S = 10.0  # between that second SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class LocalAgentSpec:
+    """What the child runs: where the server is, its name and token, how many jobs at once."""
+
+    server_url: str
+    token: str
+    agent_id: str
+    concurrency: int
+    workspace: Path
+    job_timeout_s: float
+
+    def argv(self) -> list[str]:
+        """The child's command line (no secret on it)."""
+        return [
+            sys.executable, "-m", "raibid_api", "agent", "--server", self.server_url,
+            "--agent-id", self.agent_id, "--concurrency", str(self.concurrency),
+            "--workspace", str(self.workspace), "--job-timeout", f"{self.job_timeout_s:g}s",
+        ]  # fmt: skip
+
+
+class LocalAgentProcess:
+    """Runs the child and keeps it running until cancelled; `pid` is the current child's."""
+
+    def __init__(self, spec: LocalAgentSpec, backoff: RetryPolicy | None = None) -> None:
+        self._spec = spec
+        self._backoff = backoff or RetryPolicy(initial=1.0, maximum=30.0)
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's pid, or None."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
+    async def run(self) -> None:
+        """Start the child, restart it whenever it exits; stop it when cancelled."""
+        delays = self._backoff.delays()
+        while True:
+            started = time.monotonic()
+            self._process = process = await self._start()
+            _log.info("built-in agent started", pid=process.pid, url=self._spec.server_url)
+            try:
+                code = await process.wait()
+            except asyncio.CancelledError:
+                await asyncio.shield(_stop(process))
+                raise
+            if time.monotonic() - started >= _HEALTHY_S:
+                delays = self._backoff.delays()
+            delay = next(delays)
+            _log.warning("built-in agent exited; restarting", exit_code=code,
+                         restart_in_s=round(delay, 1))  # fmt: skip
+            await asyncio.sleep(delay)  # the restart backoff
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        # the `agent` command reads it (typer envvar); `ps` would show an argument
+        env = {**os.environ, "RAIBID_AGENT_TOKEN": self._spec.token}
+        return await asyncio.create_subprocess_exec(
+            *self._spec.argv(), env=env, stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM (claim nothing more), SIGTERM again (kill running steps), then SIGKILL."""
+    for signum, wait_s in ((signal.SIGTERM, _ABORT_AFTER_S), (signal.SIGTERM, _KILL_AFTER_S)):
+        if process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), wait_s)
+    if process.returncode is None:
+        _log.warning("built-in agent did not stop; killing it", pid=process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+    _log.info("built-in agent stopped", exit_code=process.returncode)

@@ -1,0 +1,74 @@
+"""`serve` in ``dispatch.mode: local`` runs its built-in agent as a child process it looks after."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import eventually
+from tests.e2e.agents.harness import (
+    is_running,
+    local_agents,
+    pipeline,
+    start_server,
+    stop_server,
+)
+from tests.integration.agent.agent_testing import GitRemote
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    pairs = (item.decode(errors="replace").partition("=") for item in raw if item)
+    return {name: value for name, _, value in pairs}
+
+
+def test_the_built_in_agent_is_a_child_restarted_after_a_crash_and_stopped_with_the_server(
+    tmp_path: Path, remote: GitRemote
+) -> None:
+    commit = remote.commit(pipeline({"name": "hello", "run": "echo built by the child"}))
+    server = start_server(
+        tmp_path / "local", dispatch={"mode": "local", "local_workspace": str(tmp_path / "ws")}
+    )
+    try:
+        eventually(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
+        [first] = local_agents(server)
+        token = environ_of(first).get("RAIBID_AGENT_TOKEN", "")
+        command_line = Path(f"/proc/{first}/cmdline").read_bytes().decode(errors="replace")
+
+        os.kill(first, signal.SIGKILL)
+        eventually(
+            lambda: bool(local_agents(server)) and local_agents(server) != [first], 20,
+            "the built-in agent to be restarted",
+        )  # fmt: skip
+        [second] = local_agents(server)
+        job = server.wait_until_ended(server.trigger(remote.url, commit), within=30)
+        log = server.log(str(job["id"]))
+    finally:
+        stop_server(server)
+
+    assert len(token) >= 32
+    assert token not in command_line
+    assert (job["status"], job["agent_id"]) == ("success", "local-agent"), server.diagnostics()
+    assert "built by the child" in log
+    assert "built-in agent exited; restarting" in server.process.output()
+    assert not is_running(second)
+
+
+def test_the_built_in_agent_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path / "local", dispatch={"mode": "local", "local_workspace": str(tmp_path / "ws")}
+    )
+    try:
+        eventually(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
+        [agent] = local_agents(server)
+        server.process.popen.send_signal(signal.SIGKILL)
+        server.process.popen.wait()
+        eventually(lambda: not is_running(agent), 20, "the built-in agent to end")
+    finally:
+        stop_server(server)

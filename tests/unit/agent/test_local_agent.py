@@ -1,0 +1,22 @@
+"""The built-in agent's command line and the address it reaches the server at."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from raibid_api.agent.local import LocalAgentSpec
+
+
+def test_the_command_line_names_the_server_and_never_the_token() -> None:
+    token = "a-secret-agent-token-0123456789"
+    spec = LocalAgentSpec("http://127.0.0.1:8080", token, "local-agent", concurrency=2,
+                          workspace=Path("ws"), job_timeout_s=5400.0)  # fmt: skip
+
+    argv = spec.argv()
+
+    assert argv[:4] == [sys.executable, "-m", "raibid_api", "agent"]
+    assert argv[argv.index("--server") + 1] == "http://127.0.0.1:8080"
+    assert argv[argv.index("--concurrency") + 1] == "2"
+    assert argv[argv.index("--job-timeout") + 1] == "5400s"
+    assert not any(token in arg for arg in argv)
