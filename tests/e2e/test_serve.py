@@ -11,8 +11,9 @@ import pytest
 from redis import Redis
 
 from raibid_api.storage.keys import GROUP
-from tests.conftest import eventually
-from tests.e2e.conftest import READ, WRITE, Server, ServerFactory, command_of, is_running
+from tests.support.polling import eventually_sync
+from tests.support.processes import command_of, is_running
+from tests.support.server_process import READ, WRITE, Server, ServerFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,7 @@ def stop_cleanly(server: Server, redis_pid: int) -> None:
     port = redis_port(redis_pid)
     assert server.terminate() == 0, server.output()
     assert "Application shutdown complete" in server.output()
-    eventually(lambda: not is_running(redis_pid), 5.0, "the embedded redis-server to exit")
+    eventually_sync(lambda: not is_running(redis_pid), 5.0, "the embedded redis-server to exit")
     assert not port_answers(port)
     assert "Traceback" not in server.output()
 

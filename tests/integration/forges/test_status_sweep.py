@@ -13,10 +13,10 @@ from raibid_api.forges.routing import ForgeRouter
 from raibid_api.forges.sweep import StatusSweep
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.outbox import StatusOutbox, StatusReport
-from tests.conftest import RawRedis
-from tests.factories import ManualClock, make_job
-from tests.integration.forges.conftest import CONTEXT, KNOWN_REPO, Replica, drain
-from tests.integration.forges.forge_double import ForgeDouble
+from tests.support.aliases import RawRedis
+from tests.support.factories import ManualClock, make_job
+from tests.support.forge_double import ForgeDouble
+from tests.support.forges import CONTEXT, KNOWN_REPO, Replica, drain
 
 LOOK_AGAIN_S = ReportingPolicy().gave_up_look_again_ms / 1000
 
