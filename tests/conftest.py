@@ -1,27 +1,21 @@
-"""Shared fixtures: one real redis-server per test session, and a key prefix per test."""
+"""Shared fixtures: one real redis-server per test session, a key prefix per test, and the log.
+
+The fixtures' types and the helpers the tests share live in `tests.support`."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from raibid_api.config import RedisSettings
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.keys import Keys
-
-# redis-py annotates replies as unions of bytes, str and awaitables; tests that inspect raw
-# replies of a decode_responses client take it as this alias
-RawRedis: TypeAlias = Any
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "webhooks"
+from tests.support.logs import LogEvents
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +61,15 @@ async def raw_redis(redis_server: EmbeddedRedis, prefix: str) -> AsyncIterator[R
     await client.aclose()
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``check`` until it holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+@pytest.fixture(autouse=True)
+def captured_logs() -> Iterator[LogEvents]:
+    """Every structlog event of the test, captured instead of rendered.
+
+    Autouse: the development console renderer draws every unhandled error as a rich traceback with
+    locals, which takes seconds, and tests read responses, not rendered lines. A test that checks
+    what was logged asks for this fixture by name.
+    """
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as events:
+        yield LogEvents(events)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import clean_env, raibid_api
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import clean_env
+from tests.support.server_process import raibid_api
 
 pytestmark = pytest.mark.e2e
 

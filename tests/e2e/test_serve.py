@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import socket
 from pathlib import Path
 
 import httpx
@@ -11,41 +9,16 @@ import pytest
 from redis import Redis
 
 from raibid_api.storage.keys import GROUP
-from tests.conftest import eventually
-from tests.e2e.conftest import READ, WRITE, Server, ServerFactory, command_of, is_running
+from tests.support.server_process import (
+    READ,
+    TRIGGER,
+    WRITE,
+    ServerFactory,
+    redis_port,
+    stop_cleanly,
+)
 
 pytestmark = pytest.mark.e2e
-
-TRIGGER = {
-    "repo": "acme/widgets",
-    "clone_url": "https://git.example.test/acme/widgets.git",
-    "branch": "main",
-}
-
-
-def port_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def redis_port(pid: int) -> int:
-    # redis-server retitles itself "redis-server 127.0.0.1:<port>"
-    found = re.search(r"127\.0\.0\.1:(\d+)", command_of(pid))
-    assert found, command_of(pid)
-    return int(found[1])
-
-
-def stop_cleanly(server: Server, redis_pid: int) -> None:
-    """SIGTERM ``server``: it shuts down in full, exits 0 and takes its Redis along."""
-    port = redis_port(redis_pid)
-    assert server.terminate() == 0, server.output()
-    assert "Application shutdown complete" in server.output()
-    eventually(lambda: not is_running(redis_pid), 5.0, "the embedded redis-server to exit")
-    assert not port_answers(port)
-    assert "Traceback" not in server.output()
 
 
 def test_served_jobs_api_over_real_http(start_server: ServerFactory, tmp_path: Path) -> None:

@@ -17,19 +17,19 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import eventually
-from tests.e2e.conftest import (
+from tests.support.polling import eventually_sync
+from tests.support.processes import clean_env, is_running
+from tests.support.server_process import (
     READ,
     READ_TOKEN,
     START_TIMEOUT,
+    TRIGGER,
     WRITE,
     WRITE_TOKEN,
     Server,
-    clean_env,
-    is_running,
     raibid_api,
+    stop_cleanly,
 )
-from tests.e2e.test_serve import TRIGGER, stop_cleanly
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def serve_free_port(tmp_path: Path) -> Iterator[Launch]:
             )
         server = Server(process, "", log)
         started.append(server)
-        eventually(lambda: ready_port(server) is not None, START_TIMEOUT, "the ready banner")
+        eventually_sync(lambda: ready_port(server) is not None, START_TIMEOUT, "the ready banner")
         server.base_url = f"http://127.0.0.1:{ready_port(server)}"
         return server
 
@@ -220,7 +220,7 @@ def test_the_data_folder_is_free_again_once_its_server_is_killed(
     redis_pid = first.redis_pid()
     first.process.kill()  # no shutdown, no clean-up: the kernel drops the lock
     first.process.wait()
-    eventually(lambda: not is_running(redis_pid), 5.0, "the orphaned redis-server to exit")
+    eventually_sync(lambda: not is_running(redis_pid), 5.0, "the orphaned redis-server to exit")
 
     second = serve_free_port(write_config(tmp_path, data_dir))
     assert (data_dir / "raibid.lock").read_text() == f"{second.process.pid}\n"

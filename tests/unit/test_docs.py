@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from raibid_api.config import Settings
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

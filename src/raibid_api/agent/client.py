@@ -1,4 +1,4 @@
-"""The agent's side of the agent protocol (DESIGN §6): claim, heartbeat, logs, complete over HTTP.
+"""The agent's side of the agent protocol (docs/architecture.md): claim, heartbeat, logs, complete.
 
 Every call is retried with exponential backoff and jitter on connection errors, 5xx and 429 until
 its deadline, and never on another 4xx: those mean this request can never succeed. A job call the
@@ -105,7 +105,7 @@ class _ClaimBody(BaseModel):
 
 @dataclass(frozen=True)
 class ClaimedJob:
-    """A job this agent holds: the Job JSON (DESIGN §4), its job token and its lease.
+    """A job this agent holds: the Job JSON (docs/architecture.md), its job token and its lease.
 
     ``lease_seconds`` is the lease length: the server's ``lease_seconds`` when it sends one, else
     the time left until ``lease_expires_at`` by this machine's clock. ``log_offset`` is where

@@ -1,4 +1,4 @@
-"""The pipeline file a repository describes its build with (``.raibid.yml``, DESIGN §9).
+"""The pipeline file a repository describes its build with (``.raibid.yml``, docs/pipelines.md).
 
 ```yaml
 steps:

@@ -72,7 +72,7 @@ class JobSpec:
 
     @classmethod
     def from_job(cls, job: Mapping[str, Any]) -> JobSpec:
-        """From the Job JSON (DESIGN §4); the steps see ``RAIBID_JOB_ID``, ``RAIBID_COMMIT`` ..."""
+        """From the Job JSON; the steps see ``RAIBID_JOB_ID``, ``RAIBID_COMMIT`` ..."""
         env = {
             f"RAIBID_{name}": str(job[key])
             for key, name in _JOB_ENV.items()

@@ -18,7 +18,7 @@ class Links(BaseModel):
 
 
 class JobOut(BaseModel):
-    """A CI job (DESIGN.md §4)."""
+    """A CI job (docs/architecture.md, "The Job JSON")."""
 
     id: str = Field(description="UUID")
     status: JobStatus

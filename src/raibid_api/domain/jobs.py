@@ -15,11 +15,11 @@ from raibid_api.errors import InvalidJobIdError
 
 JobId = NewType("JobId", str)
 Job = dict[str, Any]
-"""A job in its JSON form (DESIGN.md §4): what `GET /jobs/{id}` returns and the queue carries."""
+"""A job as JSON (docs/architecture.md): what `GET /jobs/{id}` returns and the queue carries."""
 
 
 class JobStatus(StrEnum):
-    """Where a job is in its lifecycle (DESIGN.md §3)."""
+    """Where a job is in its lifecycle (docs/architecture.md, "Job lifecycle")."""
 
     PENDING = "pending"
     RUNNING = "running"

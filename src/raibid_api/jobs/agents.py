@@ -1,4 +1,4 @@
-"""AgentService: the agent protocol's rules (DESIGN.md §6): claim, heartbeat, logs, complete."""
+"""AgentService: the agent protocol (docs/architecture.md): claim, heartbeat, logs, complete."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One client's live log (DESIGN.md §5), as Server-Sent Events.
+"""One client's live log as Server-Sent Events (the format: docs/architecture.md).
 
 The history after its `Last-Event-ID`, then live entries from the shared reader, without a gap or a
 repeat between the two; `end` once the job is over.

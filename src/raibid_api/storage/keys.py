@@ -10,7 +10,7 @@ GROUP = "raibid-agents"  # the agents' consumer group on the queue stream
 
 
 class Keys:
-    """Key names of DESIGN.md §2, in the same order."""
+    """Every key name; docs/architecture.md lists them with their types and lifetimes."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

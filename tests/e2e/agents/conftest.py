@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.agents.harness import Server, start_server, stop_server
-from tests.integration.agent.agent_testing import GitRemote, make_remote
+from tests.support.agent_harness import Server, start_server, stop_server
+from tests.support.git_remote import GitRemote, make_remote
 
 
 @pytest.fixture(scope="package")

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import eventually
-from tests.e2e.agents.harness import (
+from tests.support.agent_harness import (
     Server,
-    is_running,
     pipeline,
     start_server,
     stop_server,
     wait_for_pid,
 )
-from tests.integration.agent.agent_testing import GitRemote
+from tests.support.git_remote import GitRemote
+from tests.support.polling import eventually_sync
+from tests.support.processes import is_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -66,14 +66,14 @@ def test_a_cancel_kills_the_running_step_long_before_the_next_heartbeat(
     remote.commit(pipeline({"name": "loop", "run": loop}))
     job_id = server.trigger_branch(remote.url)
     pgid = wait_for_pid(shared / "pgid", within=30)
-    eventually(lambda: "tick" in server.log(job_id), 10, "the step to print")
+    eventually_sync(lambda: "tick" in server.log(job_id), 10, "the step to print")
 
     cancelled = server.http.post(f"/jobs/{job_id}/cancel")
-    eventually(lambda: group_is_gone(pgid), WITHIN_S, "the step's process group to be gone")
+    eventually_sync(lambda: group_is_gone(pgid), WITHIN_S, "the step's process group to be gone")
 
     assert cancelled.status_code == 200, cancelled.text
     assert not is_running(pgid)
-    eventually(
+    eventually_sync(
         lambda: "[raibid] step loop was cancelled; its processes were killed" in server.log(job_id),
         10, "the agent to say the step was cancelled",
     )  # fmt: skip

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import eventually
-from tests.e2e.agents.harness import TERMINAL, Server, pipeline, start_server, stop_server
-from tests.integration.agent.agent_testing import GitRemote
+from tests.support.agent_harness import TERMINAL, Server, pipeline, start_server, stop_server
+from tests.support.git_remote import GitRemote
+from tests.support.polling import eventually_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -31,10 +31,10 @@ def test_three_agents_run_thirty_jobs_each_exactly_once(
     commit = remote.commit(pipeline({"name": "mark", "run": run}))
     for agent_id in AGENTS:
         server.start_agent(agent_id)
-    eventually(lambda: set(AGENTS) <= set(server.agents_seen()), 20, "every agent to claim")
+    eventually_sync(lambda: set(AGENTS) <= set(server.agents_seen()), 20, "every agent to claim")
 
     job_ids = [server.trigger(remote.url, commit) for _ in range(JOBS)]
-    eventually(
+    eventually_sync(
         lambda: (
             set(statuses(server, job_ids).values()) <= TERMINAL
             and len(statuses(server, job_ids)) == JOBS

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.agents.harness import (
+from tests.support.agent_harness import (
     Server,
-    children_of,
-    is_running,
     pipeline,
     wait_for_pid,
 )
-from tests.integration.agent.agent_testing import GitRemote
+from tests.support.git_remote import GitRemote
+from tests.support.processes import children_of, is_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

@@ -13,20 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import eventually
-from tests.e2e.agents.harness import (
+from tests.support.agent_harness import (
     AGENT_TOKEN,
     LEASE_SECONDS,
     Process,
     Server,
-    kill_group_of,
     pipeline,
-    read_pid,
     spawn,
     wait_for_pid,
     wait_until_gone,
 )
-from tests.integration.agent.agent_testing import GitRemote
+from tests.support.git_remote import GitRemote
+from tests.support.polling import eventually_sync
+from tests.support.processes import kill_group_of, read_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
@@ -46,7 +45,7 @@ def heartbeat_stamps(server: Server, agent_id: str, job_id: str, count: int) -> 
                 stamps.append(stamp)
         return len(stamps) >= count
 
-    eventually(seen_enough, HEARTBEAT * (count + 2), f"{count} sightings of {agent_id}")
+    eventually_sync(seen_enough, HEARTBEAT * (count + 2), f"{count} sightings of {agent_id}")
     return stamps
 
 
@@ -70,14 +69,14 @@ def test_agent_heartbeats_every_third_of_the_lease_and_cancel_kills_the_step_wit
     assert answer.status_code == 200
     assert took <= CANCEL_BUDGET, f"the step outlived its cancel by {took:.2f}s"
     note = "[raibid] step long was cancelled; its processes were killed"
-    eventually(lambda: note in server.log(job_id), LEASE_SECONDS, "the agent's last lines")
+    eventually_sync(lambda: note in server.log(job_id), LEASE_SECONDS, "the agent's last lines")
     job = server.job(job_id)
     assert (job["status"], job["reason"]) == ("cancelled", "cancelled")
 
 
 def recording_agent(server: Server, agent_id: str, record: Path) -> Process:
     """Start the reference agent in a process that writes down the job tokens it gets."""
-    argv = [sys.executable, "-m", "tests.e2e.agents.recording_agent", server.url, AGENT_TOKEN,
+    argv = [sys.executable, "-m", "tests.support.recording_agent", server.url, AGENT_TOKEN,
             agent_id, str(server.folder / "workspaces"), str(record)]  # fmt: skip
     return server.adopt(spawn(argv, server.folder / f"agent-{agent_id}.log", server.folder))
 
@@ -101,14 +100,18 @@ def test_agent_killed_mid_job_has_the_job_rerun_by_another_and_its_late_calls_re
     job_id = server.trigger(remote.url, remote.commit(pipeline({"name": "work", "run": run})))
     first_step = wait_for_pid(shared / "attempt-1.pid")
     try:
-        eventually(lambda: "attempt 1 starts" in server.log(job_id), 5, "attempt 1's first line")
+        eventually_sync(
+            lambda: "attempt 1 starts" in server.log(job_id), 5, "attempt 1's first line"
+        )
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.popen.wait()
         server.start_agent("agent-rescuer")
 
         wait_for_pid(shared / "attempt-2.pid", within=LEASE_SECONDS + 15)
         # attempt 2 now waits for its go, silent: its log holds still while the late calls come
-        eventually(lambda: "attempt 2 starts" in server.log(job_id), 5, "attempt 2's first line")
+        eventually_sync(
+            lambda: "attempt 2 starts" in server.log(job_id), 5, "attempt 2's first line"
+        )
         running = server.job(job_id)
         log_before = server.log(job_id)
         token = first_token(record)

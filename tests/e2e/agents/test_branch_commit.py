@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import eventually
-from tests.e2e.agents.harness import Server, pipeline
-from tests.integration.agent.agent_testing import GitRemote
+from tests.support.agent_harness import Server, pipeline
+from tests.support.git_remote import GitRemote
+from tests.support.polling import eventually_sync
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -24,7 +24,7 @@ def test_a_branch_job_records_the_commit_it_built_as_soon_as_it_checked_it_out(
     server.start_agent("branch-1")
 
     job_id = server.trigger_branch(remote.url)
-    eventually(lambda: (shared / "started").exists(), 30, "the step to start")
+    eventually_sync(lambda: (shared / "started").exists(), 30, "the step to start")
     running = server.job(job_id)
     remote.commit(pipeline({"name": "later", "run": "true"}))  # the branch moves on meanwhile
     (shared / "go").touch()

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import eventually
-from tests.e2e.agents.harness import (
-    is_running,
+from tests.support.agent_harness import (
     local_agents,
     pipeline,
     start_server,
     stop_server,
 )
-from tests.integration.agent.agent_testing import GitRemote
+from tests.support.git_remote import GitRemote
+from tests.support.polling import eventually_sync
+from tests.support.processes import is_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -36,13 +36,13 @@ def test_the_built_in_agent_is_a_child_restarted_after_a_crash_and_stopped_with_
         tmp_path / "local", dispatch={"mode": "local", "local_workspace": str(tmp_path / "ws")}
     )
     try:
-        eventually(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
+        eventually_sync(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
         [first] = local_agents(server)
         token = environ_of(first).get("RAIBID_AGENT_TOKEN", "")
         command_line = Path(f"/proc/{first}/cmdline").read_bytes().decode(errors="replace")
 
         os.kill(first, signal.SIGKILL)
-        eventually(
+        eventually_sync(
             lambda: bool(local_agents(server)) and local_agents(server) != [first], 20,
             "the built-in agent to be restarted",
         )  # fmt: skip
@@ -65,10 +65,10 @@ def test_the_built_in_agent_does_not_outlive_a_killed_server(tmp_path: Path) -> 
         tmp_path / "local", dispatch={"mode": "local", "local_workspace": str(tmp_path / "ws")}
     )
     try:
-        eventually(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
+        eventually_sync(lambda: len(local_agents(server)) == 1, 20, "the built-in agent to start")
         [agent] = local_agents(server)
         server.process.popen.send_signal(signal.SIGKILL)
         server.process.popen.wait()
-        eventually(lambda: not is_running(agent), 20, "the built-in agent to end")
+        eventually_sync(lambda: not is_running(agent), 20, "the built-in agent to end")
     finally:
         stop_server(server)

@@ -9,10 +9,7 @@ import pytest
 import yaml
 
 from raibid_api.embedded import free_port
-from tests.e2e.conftest import Server, launch_server
-
-OPERATOR_TOKEN = "e2e-operator-token-0123456789"
-OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+from tests.support.server_process import OPERATOR_TOKEN, Server, launch_server
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
-from tests.e2e.conftest import Server
-from tests.e2e.logs.conftest import OPERATOR
+from tests.support.server_process import OPERATOR, Server
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from raibid_api.embedded import free_port
-from tests.conftest import eventually
-from tests.e2e.conftest import READ, READ_TOKEN, launch_server
-from tests.unit.webhooks.webhook_samples import SECRET, fixture_delivery
+from tests.support.polling import eventually_sync
+from tests.support.server_process import READ, READ_TOKEN, launch_server
+from tests.support.webhook_samples import SECRET, fixture_delivery
 
 pytestmark = pytest.mark.e2e
 START_TIMEOUT = 20.0
@@ -51,7 +51,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     launched = launch_server(tmp_path, path, port)
     process = launched.process
     try:
-        eventually(lambda: answers_ready(process, base_url, launched.log), START_TIMEOUT, "/ready")
+        eventually_sync(
+            lambda: answers_ready(process, base_url, launched.log), START_TIMEOUT, "/ready"
+        )
         yield base_url
     finally:
         process.terminate()

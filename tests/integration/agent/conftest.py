@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .agent_testing import GitRemote, ProtocolDouble, make_remote, running_double
+from tests.support.git_remote import GitRemote, make_remote
+from tests.support.protocol_double import ProtocolDouble, running_double
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from raibid_api.agent.client import (
 from raibid_api.agent.log_shipper import LogShipper
 from raibid_api.agent.runner import Outcome
 from raibid_api.errors import AuthenticationError, ServiceUnavailableError
-
-from .agent_testing import ProtocolDouble, eventually
+from tests.support.polling import eventually
+from tests.support.protocol_double import ProtocolDouble
 
 FAST_RETRY = RetryPolicy(initial=0.01, maximum=0.05)
 JOB = {"id": "job-1", "clone_url": "file:///nowhere.git", "commit": "a" * 40, "attempt": 1}

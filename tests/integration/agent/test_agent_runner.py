@@ -12,8 +12,10 @@ import pytest
 
 from raibid_api.agent.runner import JobSpec, Outcome, RunSettings, base_environment, run_job
 from raibid_api.agent.workspace import job_workspace
-
-from .agent_testing import GitRemote, LineCollector, eventually, git, process_is_gone
+from tests.support.git_remote import GitRemote, git
+from tests.support.polling import eventually
+from tests.support.processes import is_running
+from tests.support.protocol_double import LineCollector
 
 FAST = RunSettings(job_timeout=30.0, kill_grace=0.5)
 
@@ -105,7 +107,7 @@ async def test_step_past_its_timeout_is_killed_with_its_background_children(
     assert outcome == Outcome("failed", reason="timeout")
     assert time.monotonic() - started < 10
     child = int(next(line for line in lines.lines("stdout") if line.isdigit()))
-    assert process_is_gone(child)
+    assert not is_running(child)
 
 
 async def test_job_timeout_bounds_a_step_without_its_own(remote: GitRemote, tmp_path: Path) -> None:
@@ -134,7 +136,7 @@ async def test_cancel_kills_the_running_step_within_two_seconds(
     assert time.monotonic() - asked < 2.0
     assert outcome == Outcome("failed", reason="cancelled")
     child = int(next(line for line in lines.lines() if line.isdigit()))
-    assert process_is_gone(child)
+    assert not is_running(child)
 
 
 async def test_background_process_left_by_a_passing_step_does_not_outlive_it(
@@ -147,7 +149,7 @@ async def test_background_process_left_by_a_passing_step_does_not_outlive_it(
     outcome, lines = await run(remote, commit, tmp_path)
 
     assert outcome.status == "success"
-    assert process_is_gone(int(next(line for line in lines.lines() if line.isdigit())))
+    assert not is_running(int(next(line for line in lines.lines() if line.isdigit())))
 
 
 async def test_secret_values_are_masked_in_every_line(remote: GitRemote, tmp_path: Path) -> None:

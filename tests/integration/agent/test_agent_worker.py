@@ -14,8 +14,10 @@ import pytest
 from raibid_api.agent.client import AgentClient, RetryPolicy
 from raibid_api.agent.runner import Outcome, RunSettings
 from raibid_api.agent.worker import AgentOptions, AgentWorker, run_agent
-
-from .agent_testing import GitRemote, ProtocolDouble, eventually, make_job, process_is_gone
+from tests.support.git_remote import GitRemote, job_for
+from tests.support.polling import eventually
+from tests.support.processes import is_running
+from tests.support.protocol_double import ProtocolDouble
 
 FAST_RETRY = RetryPolicy(initial=0.01, maximum=0.05)
 
@@ -39,7 +41,7 @@ async def test_once_runs_one_job_ships_its_log_and_reports_success(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
     commit = remote.commit(pipeline("echo hello; echo world >&2"))
-    double.add_job(make_job(remote, commit))
+    double.add_job(job_for(remote, commit))
 
     ran = await run_agent(
         double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path / "ws"
@@ -58,7 +60,7 @@ async def test_the_agent_writes_no_log_line_per_http_call(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    double.add_job(make_job(remote, remote.commit(pipeline("echo quiet"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("echo quiet"))))
 
     await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
 
@@ -70,7 +72,7 @@ async def test_the_agent_writes_no_log_line_per_http_call(
 async def test_failing_build_is_reported_with_its_exit_code(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
-    double.add_job(make_job(remote, remote.commit(pipeline("exit 7"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("exit 7"))))
 
     await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
 
@@ -80,7 +82,7 @@ async def test_failing_build_is_reported_with_its_exit_code(
 async def test_missing_pipeline_is_reported_as_no_pipeline_with_a_log_line(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
-    double.add_job(make_job(remote, remote.commit({"README": "x\n"})))
+    double.add_job(job_for(remote, remote.commit({"README": "x\n"})))
 
     await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
 
@@ -94,7 +96,7 @@ async def test_cancel_answered_by_a_heartbeat_kills_the_step_within_two_seconds(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
     double.lease_seconds = 0.6  # heartbeats every 0.2 s
-    double.add_job(make_job(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
     agent = asyncio.create_task(
         run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
     )
@@ -102,13 +104,13 @@ async def test_cancel_answered_by_a_heartbeat_kills_the_step_within_two_seconds(
 
     double.cancelled.add("job-1")
     asked = time.monotonic()
-    await eventually(lambda: "job-1" in double.completions, within=5, what="completed")
+    await eventually(lambda: "job-1" in double.completions, timeout=5, what="completed")
 
     assert time.monotonic() - asked < 2.0
     assert double.completions["job-1"] == [
         {"status": "failed", "exit_code": None, "reason": "cancelled"}
     ]
-    assert process_is_gone(int(next(x for x in double.lines("job-1") if x.isdigit())))
+    assert not is_running(int(next(x for x in double.lines("job-1") if x.isdigit())))
     assert await agent == 1
 
 
@@ -117,7 +119,7 @@ async def test_a_held_heartbeat_brings_the_cancel_long_before_the_heartbeat_inte
 ) -> None:
     double.lease_seconds = 60  # one heartbeat held open for 20 s at a time
     double.hold_heartbeats = True
-    double.add_job(make_job(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
     agent = asyncio.create_task(
         run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
     )
@@ -125,13 +127,13 @@ async def test_a_held_heartbeat_brings_the_cancel_long_before_the_heartbeat_inte
 
     double.cancelled.add("job-1")
     # half the heartbeat interval: only the held heartbeat can have brought the cancel by then
-    await eventually(lambda: "job-1" in double.completions, within=10, what="completed")
+    await eventually(lambda: "job-1" in double.completions, timeout=10, what="completed")
 
     assert double.completions["job-1"] == [
         {"status": "failed", "exit_code": None, "reason": "cancelled"}
     ]
     assert double.heartbeats == 1
-    assert process_is_gone(int(next(x for x in double.lines("job-1") if x.isdigit())))
+    assert not is_running(int(next(x for x in double.lines("job-1") if x.isdigit())))
     assert await agent == 1
 
 
@@ -139,7 +141,7 @@ async def test_a_branch_job_reports_the_commit_it_checked_out_and_its_steps_see_
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
     head = remote.commit(pipeline("echo built $RAIBID_COMMIT"))
-    double.add_job(make_job(remote, commit=None))
+    double.add_job(job_for(remote, commit=None))
 
     await run_agent(double.url, "agent-token", "agent-a", once=True, workspace_root=tmp_path)
 
@@ -153,7 +155,7 @@ async def test_lost_lease_kills_the_step_and_reports_nothing(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
     double.lease_seconds = 0.6
-    double.add_job(make_job(remote, remote.commit(pipeline("echo started; sleep 300"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("echo started; sleep 300"))))
     async with AgentClient(double.url, "agent-token", retry=FAST_RETRY) as client:
         worker = worker_for(client, tmp_path / "ws")
         loop = asyncio.create_task(worker.run_loop("agent-a", once=True))
@@ -171,7 +173,7 @@ async def test_shutdown_stops_claiming_and_lets_the_running_job_finish(
 ) -> None:
     flag = tmp_path / "go-on"
     step = f"echo started; while [ ! -e {flag} ]; do sleep 0.02; done; echo finished"
-    double.add_job(make_job(remote, remote.commit(pipeline(step))))
+    double.add_job(job_for(remote, remote.commit(pipeline(step))))
     async with AgentClient(double.url, "agent-token", retry=FAST_RETRY) as client:
         worker = worker_for(client, tmp_path / "ws", shutdown_grace=30)
         loop = asyncio.create_task(worker.run_loop("agent-a"))
@@ -189,7 +191,7 @@ async def test_shutdown_stops_claiming_and_lets_the_running_job_finish(
 async def test_shutdown_grace_over_a_running_job_leaves_it_unreported_for_requeue(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
-    double.add_job(make_job(remote, remote.commit(pipeline("echo started; sleep 300"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("echo started; sleep 300"))))
     async with AgentClient(double.url, "agent-token", retry=FAST_RETRY) as client:
         worker = worker_for(client, tmp_path / "ws")
         loop = asyncio.create_task(worker.run_loop("agent-a"))
@@ -207,12 +209,12 @@ async def test_concurrent_loops_run_jobs_side_by_side_exactly_once(
 ) -> None:
     commit = remote.commit(pipeline("echo $RAIBID_JOB_ID"))
     for n in range(6):
-        double.add_job(make_job(remote, commit, job_id=f"job-{n}"))
+        double.add_job(job_for(remote, commit, job_id=f"job-{n}"))
     stop = asyncio.Event()
     agent = asyncio.create_task(
         run_agent(double.url, "t", "agent", concurrency=3, workspace_root=tmp_path, stop=stop)
     )
-    await eventually(lambda: len(double.completions) == 6, within=20, what="all jobs done")
+    await eventually(lambda: len(double.completions) == 6, timeout=20, what="all jobs done")
 
     stop.set()
 
@@ -225,7 +227,7 @@ async def test_concurrent_loops_run_jobs_side_by_side_exactly_once(
 async def test_cancelling_the_agent_task_kills_the_step_and_removes_the_workspace(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
-    double.add_job(make_job(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
+    double.add_job(job_for(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
     agent = asyncio.create_task(
         run_agent(double.url, "t", "agent-a", once=True, workspace_root=tmp_path / "ws")
     )
@@ -235,7 +237,7 @@ async def test_cancelling_the_agent_task_kills_the_step_and_removes_the_workspac
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(agent, 5)
-    assert process_is_gone(int(next(x for x in double.lines("job-1") if x.isdigit())))
+    assert not is_running(int(next(x for x in double.lines("job-1") if x.isdigit())))
     assert list((tmp_path / "ws").iterdir()) == []
     assert "job-1" not in double.completions
 

@@ -8,8 +8,8 @@ is replaced by a `ManualClock`, so a lease or a timeout runs out when the test s
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,9 @@ from raibid_api.app import create_app
 from raibid_api.config import load_settings
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.storage.keys import Keys
-from tests.conftest import RawRedis
-from tests.factories import ManualClock
-from tests.integration.agent_protocol.protocol import LEASE_SECONDS, TOKENS, ProtocolApp
-
-ProtocolFactory = Callable[..., AbstractAsyncContextManager[ProtocolApp]]
+from tests.support.agent_protocol import LEASE_SECONDS, TOKENS, ProtocolApp, ProtocolFactory
+from tests.support.aliases import RawRedis
+from tests.support.factories import ManualClock
 
 
 @pytest.fixture

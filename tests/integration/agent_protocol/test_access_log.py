@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from typing import Any
-
-import pytest
-import structlog
-
-from tests.integration.agent_protocol.protocol import ProtocolApp
-
-LogEvents = list[MutableMapping[str, Any]]
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[LogEvents]:
-    """The app's log events of this test, captured instead of rendered."""
-    with structlog.testing.capture_logs() as events:
-        yield events
+from tests.support.agent_protocol import ProtocolApp
+from tests.support.logs import LogEvents
 
 
 def levels(events: LogEvents) -> list[tuple[str, str, int]]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.integration.agent_protocol.conftest import ProtocolFactory
-from tests.integration.agent_protocol.protocol import ProtocolApp
+from tests.support.agent_protocol import ProtocolApp, ProtocolFactory
 
 
 async def entries(api: ProtocolApp, job_id: str) -> list[str]:

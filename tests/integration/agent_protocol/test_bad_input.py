@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from raibid_api.jobs.agents import token_hash
-from tests.integration.agent_protocol.protocol import (
+from tests.support.agent_protocol import (
     AGENT_TOKEN,
     READ_TOKEN,
     Held,

@@ -10,7 +10,7 @@ import pytest
 from starlette.types import Message
 
 from raibid_api.domain.jobs import format_time
-from tests.integration.agent_protocol.protocol import (
+from tests.support.agent_protocol import (
     AGENT,
     AGENT_TOKEN,
     LEASE_SECONDS,

@@ -7,13 +7,12 @@ time can only come from the cancel (or requeue) waking the held heartbeat.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
 
-from tests.integration.agent_protocol.conftest import ProtocolFactory
-from tests.integration.agent_protocol.protocol import Held, ProtocolApp, assert_error
+from tests.support.agent_protocol import Held, ProtocolApp, ProtocolFactory, assert_error
+from tests.support.polling import eventually
 
 LONG_LEASE = {"lease": "600s"}  # a hold may last half a lease: here the whole 60 s of `wait`
 ANSWER_DEADLINE_S = 20.0  # far below the hold: an answer by then was woken, not timed out
@@ -27,11 +26,12 @@ def held_heartbeat(api: ProtocolApp, held: Held, wait: float = 60) -> asyncio.Ta
 async def until_held(api: ProtocolApp, held: Held, task: asyncio.Task[Any]) -> None:
     """Wait until the heartbeat is held: it follows the job's events in the shared reader."""
     fanout = api.app.state.raibid.live_logs.fanout
-    deadline = time.monotonic() + 5
-    while held.id not in fanout.watched_jobs:
-        assert not task.done(), (await task).text
-        assert time.monotonic() < deadline, "the heartbeat was never held"
-        await asyncio.sleep(0.01)
+
+    def is_held() -> bool:
+        assert not task.done(), task.result().text
+        return held.id in fanout.watched_jobs
+
+    await eventually(is_held, 5, "the heartbeat to be held")
 
 
 async def test_a_cancel_wakes_the_held_heartbeat_which_answers_cancel(

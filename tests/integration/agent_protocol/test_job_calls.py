@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from raibid_api.domain.jobs import format_time
 from raibid_api.storage.keys import GROUP
-from tests.integration.agent_protocol.protocol import (
+from tests.support.agent_protocol import (
     LEASE_SECONDS,
     READ,
     ProtocolApp,

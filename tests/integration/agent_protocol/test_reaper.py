@@ -6,11 +6,11 @@ import asyncio
 
 from raibid_api.domain.jobs import Job
 from raibid_api.storage.keys import GROUP
-from tests.integration.agent_protocol.conftest import ProtocolFactory
-from tests.integration.agent_protocol.protocol import (
+from tests.support.agent_protocol import (
     LEASE_SECONDS,
     Held,
     ProtocolApp,
+    ProtocolFactory,
     assert_error,
 )
 

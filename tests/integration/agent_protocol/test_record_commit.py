@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.agent_protocol.protocol import (
+from tests.support.agent_protocol import (
     CLONE_URL,
     WRITE,
     ProtocolApp,

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 from redis.asyncio import Redis
 
 from raibid_api.config import Settings, load_settings
 from raibid_api.embedded import EmbeddedRedis
-from tests.integration.api.client import PUBLIC_URL, TOKENS, running_app
-
-SettingsFactory = Callable[..., Settings]
-Snapshot = dict[bytes, tuple[bytes | None, bool]]
-LogEvents = list[MutableMapping[str, Any]]
-
-
-@pytest.fixture(autouse=True)
-def captured_logs() -> Iterator[LogEvents]:
-    """The app's log events of this test, captured instead of rendered.
-
-    The development console renderer draws every unhandled error as a rich traceback with locals,
-    which takes seconds; the tests read responses, not the rendered log.
-    """
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as events:
-        yield events
+from tests.support.aliases import SettingsFactory
+from tests.support.api import PUBLIC_URL, TOKENS, running_app, snapshot
 
 
 @pytest.fixture
@@ -67,14 +50,6 @@ async def anonymous_client(
     """A client of the app with ``auth.anonymous_read`` on."""
     async with running_app(settings_for(auth={"anonymous_read": True, "tokens": TOKENS})) as api:
         yield api
-
-
-async def snapshot(redis: Redis, prefix: str) -> Snapshot:
-    """Every key of the test: its serialised value and whether it has a TTL."""
-    state: Snapshot = {}
-    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
-        state[key] = (await redis.dump(key), await redis.pttl(key) >= 0)
-    return state
 
 
 @pytest.fixture

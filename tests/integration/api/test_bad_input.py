@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api.client import (
+from tests.support.aliases import SettingsFactory
+from tests.support.api import (
     AGENT,
     JSON,
     READ,
@@ -26,7 +27,6 @@ from tests.integration.api.client import (
     running_app,
     trigger_body,
 )
-from tests.integration.api.conftest import SettingsFactory
 
 NothingWritten = Callable[[], AbstractAsyncContextManager[None]]
 UNKNOWN_ID = str(uuid.UUID(int=0x1234))

@@ -15,8 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from raibid_api.storage.keys import GROUP, Keys
-from tests.conftest import eventually
-from tests.integration.api.client import (
+from tests.support.api import (
     ADMIN,
     JOB_FIELDS,
     JSON,
@@ -26,7 +25,8 @@ from tests.integration.api.client import (
     assert_error,
     trigger_body,
 )
-from tests.integration.api.conftest import LogEvents
+from tests.support.logs import LogEvents
+from tests.support.polling import eventually
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SHA256_COMMIT = "ab" * 32
@@ -58,9 +58,11 @@ def created_ms(job: Job) -> int:
     return round(stamp.timestamp() * 1000)
 
 
-def wait_for_next_ms(job: Job) -> None:
-    """Block until the wall clock has left the millisecond ``job`` was created in."""
-    eventually(lambda: time.time_ns() // 1_000_000 > created_ms(job), 1.0, "the next millisecond")
+async def wait_for_next_ms(job: Job) -> None:
+    """Wait until the wall clock has left the millisecond ``job`` was created in."""
+    await eventually(
+        lambda: time.time_ns() // 1_000_000 > created_ms(job), 1.0, "the next millisecond"
+    )
 
 
 async def test_trigger_answers_201_with_every_job_field_and_links(
@@ -193,7 +195,7 @@ async def test_list_is_newest_first_with_total(client: httpx.AsyncClient) -> Non
     created = []
     for _ in range(3):
         created.append(await trigger(client))
-        wait_for_next_ms(created[-1])
+        await wait_for_next_ms(created[-1])
     page = await listing(client)
     assert ids(page) == [job["id"] for job in reversed(created)]
     assert page["jobs"] == list(reversed(created))
@@ -270,7 +272,7 @@ async def test_list_filters_narrow_to_matching_jobs(
 
 async def test_list_since_keeps_jobs_created_at_or_after_it(client: httpx.AsyncClient) -> None:
     old = await trigger(client)
-    wait_for_next_ms(old)
+    await wait_for_next_ms(old)
     new = await trigger(client)
     since = datetime.fromisoformat(new["created_at"].replace("Z", "+00:00"))
     page = await listing(client, since=new["created_at"])
@@ -288,7 +290,7 @@ async def test_list_since_keeps_jobs_created_at_or_after_it(client: httpx.AsyncC
 
 async def test_list_since_combines_with_other_filters(client: httpx.AsyncClient) -> None:
     old = await trigger(client, branch="dev")
-    wait_for_next_ms(old)
+    await wait_for_next_ms(old)
     await trigger(client, branch="main")
     new_dev = await trigger(client, branch="dev")
     page = await listing(client, branch="dev", since=new_dev["created_at"])
@@ -317,7 +319,7 @@ async def test_cursor_walks_every_job_once_newest_first(client: httpx.AsyncClien
     created = []
     for _ in range(5):
         created.append(await trigger(client))
-        wait_for_next_ms(created[-1])
+        await wait_for_next_ms(created[-1])
     seen, pages = await collect_pages(client, limit=2)
     assert seen == [job["id"] for job in reversed(created)]
     assert [len(page["jobs"]) for page in pages] == [2, 2, 1]
@@ -338,7 +340,7 @@ async def test_cursor_neither_repeats_nor_skips_while_jobs_arrive(
     created = []
     for _ in range(5):
         created.append(await trigger(client))
-        wait_for_next_ms(created[-1])
+        await wait_for_next_ms(created[-1])
     first = await listing(client, limit=2)
     arrived = [await trigger(client), await trigger(client)]
     seen = ids(first)

@@ -8,8 +8,8 @@ from redis.asyncio import Redis
 
 from raibid_api.app import create_app
 from raibid_api.storage.keys import GROUP, Keys
-from tests.integration.api.client import leftover_tasks
-from tests.integration.api.conftest import SettingsFactory
+from tests.support.aliases import SettingsFactory
+from tests.support.api import leftover_tasks
 
 LIFESPANS = 20
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raibid_api.domain.jobs import JobEvent, JobStatus
-from tests.integration.api.client import (
+from tests.support.api import (
     JOB_FIELDS,
     JSON,
     READ,

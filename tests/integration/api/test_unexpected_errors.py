@@ -10,8 +10,9 @@ import pytest
 
 from raibid_api.app import create_app
 from raibid_api.embedded import EmbeddedRedis
-from tests.integration.api.client import READ, WRITE, assert_error, serving, trigger_body
-from tests.integration.api.conftest import LogEvents, SettingsFactory
+from tests.support.aliases import SettingsFactory
+from tests.support.api import READ, WRITE, assert_error, serving, trigger_body
+from tests.support.logs import LogEvents
 
 INTERNAL_DETAIL = "secret-internal-detail-4711"
 

@@ -8,7 +8,7 @@ gets its own lightkube client, pointed at the double through a generated kubecon
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -17,16 +17,12 @@ from lightkube import KubeConfig
 
 from raibid_api.api.deps import AppState
 from raibid_api.app import create_app
-from raibid_api.config import Settings, load_settings
 from raibid_api.dispatch.cluster import LightkubeClusterApi
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher, create_dispatcher
 from raibid_api.embedded import EmbeddedRedis
-from raibid_api.jobs.service import ManualTrigger
-from tests.factories import ManualClock
-from tests.integration.dispatch.kube_double import KubeDouble
-
-AGENT_TOKEN = "agent-token-0123456789"
-DispatcherFactory = Callable[..., KubernetesDispatcher]
+from tests.support.dispatch import DispatcherFactory, base_settings
+from tests.support.factories import ManualClock
+from tests.support.kube_double import KubeDouble
 
 
 @pytest.fixture
@@ -40,18 +36,6 @@ async def kube() -> AsyncIterator[KubeDouble]:
 def kubeconfig(kube: KubeDouble, tmp_path: Path) -> Path:
     """A kubeconfig file naming the double and its token."""
     return kube.kubeconfig(tmp_path / "kubeconfig")
-
-
-def base_settings(redis_url: str, prefix: str, tmp_path: Path, **sections: object) -> Settings:
-    """Settings of a test server on the session Redis under the test's prefix."""
-    defaults: dict[str, object] = {
-        "redis": {"url": redis_url, "key_prefix": prefix},
-        "auth": {"tokens": [{"name": "agents", "scopes": ["agent"], "value": AGENT_TOKEN}]},
-        "dispatch": {"mode": "none"},
-        "jobs": {"reaper_interval": "1h"},
-        "webhooks": {"spool_dir": str(tmp_path / "spool")},
-    }
-    return load_settings(None, **(defaults | sections))
 
 
 @pytest.fixture
@@ -94,25 +78,3 @@ async def dispatcher_for(
             return create_dispatcher(settings, state.jobs, clock, api=api)
 
         yield build
-
-
-async def trigger(state: AppState, count: int = 1) -> list[str]:
-    """Queue ``count`` manual jobs; their ids, oldest first."""
-    ids = []
-    for n in range(count):
-        request = ManualTrigger(
-            "acme/widgets", "https://git.example.test/acme/widgets.git", branch=f"b{n}"
-        )
-        ids.append(str((await state.jobs.trigger(request))["id"]))
-    return ids
-
-
-async def claim(state: AppState, agent_id: str) -> str:
-    """Claim the next job as agent ``agent_id`` speaks the agent protocol; its id."""
-
-    async def gone() -> bool:
-        return False
-
-    claimed = await state.agents.claim(agent_id, [], 1.0, gone)
-    assert claimed is not None
-    return str(claimed.job["id"])

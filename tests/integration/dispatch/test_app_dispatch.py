@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import httpx
@@ -14,8 +12,9 @@ from raibid_api.config import Settings
 from raibid_api.dispatch.manifests import agent_job_name
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.errors import ConfigError
-from tests.integration.dispatch.conftest import base_settings, trigger
-from tests.integration.dispatch.kube_double import KubeDouble, closed_port
+from tests.support.dispatch import base_settings, trigger
+from tests.support.kube_double import KubeDouble, closed_port
+from tests.support.polling import eventually
 
 
 def kubernetes_mode(redis_server: EmbeddedRedis, prefix: str, tmp_path: Path) -> Settings:
@@ -67,10 +66,9 @@ async def test_server_in_kubernetes_mode_is_ready_and_creates_agent_jobs_for_wai
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://raibid.test") as client:
             answer = await client.get("/ready")
-        deadline = time.monotonic() + 5
-        while kube.job_names() != [agent_job_name(job_id, 1)]:
-            assert time.monotonic() < deadline, "the dispatcher created no agent Job"
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: kube.job_names() == [agent_job_name(job_id, 1)], 5, "the dispatcher's agent Job"
+        )
     assert answer.status_code == 200
     assert answer.json()["checks"] == {"redis": "ok", "kubernetes": "ok"}
 

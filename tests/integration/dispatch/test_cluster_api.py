@@ -14,7 +14,7 @@ from raibid_api.config import load_settings
 from raibid_api.dispatch.cluster import LightkubeClusterApi
 from raibid_api.dispatch.manifests import AGENT_SELECTOR, AgentJobTemplate, agent_job
 from raibid_api.errors import ConfigError, ServiceUnavailableError
-from tests.integration.dispatch.kube_double import KubeDouble, closed_port
+from tests.support.kube_double import KubeDouble, closed_port
 
 JOB_IDS = [
     "3f2a9c1e-7b4d-4c55-8e0f-0123456789ab",

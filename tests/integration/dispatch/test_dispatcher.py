@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-import structlog
 from lightkube import KubeConfig
 
 from raibid_api.api.deps import AppState
@@ -20,11 +16,12 @@ from raibid_api.dispatch.manifests import AgentJobTemplate, agent_job, agent_job
 from raibid_api.dispatch.sources import ServiceJobSource
 from raibid_api.domain.jobs import format_time
 from raibid_api.errors import ServiceUnavailableError
-from tests.factories import ManualClock
-from tests.integration.dispatch.conftest import DispatcherFactory, claim, trigger
-from tests.integration.dispatch.kube_double import KubeDouble
+from tests.support.dispatch import DispatcherFactory, claim, trigger
+from tests.support.factories import ManualClock
+from tests.support.kube_double import KubeDouble
+from tests.support.logs import LogEvents
+from tests.support.polling import eventually
 
-LogEvents = list[MutableMapping[str, Any]]
 IMAGE_PULL = {
     "waiting": {
         "reason": "ImagePullBackOff",
@@ -35,10 +32,6 @@ IMAGE_PULL = {
 
 def names(job_ids: list[str], attempt: int = 1) -> list[str]:
     return sorted(agent_job_name(job_id, attempt) for job_id in job_ids)
-
-
-def warnings_about(logs: LogEvents, event: str) -> list[MutableMapping[str, Any]]:
-    return [e for e in logs if e["event"] == event and e["log_level"] == "warning"]
 
 
 async def test_each_pending_job_gets_one_agent_job_with_the_manifest_body(
@@ -125,7 +118,10 @@ async def test_failed_agent_job_is_retried_after_the_delay(
 
 
 async def test_agent_job_that_failed_before_claiming_is_logged_once_with_its_pod_reason(
-    state: AppState, kube: KubeDouble, dispatcher_for: DispatcherFactory
+    state: AppState,
+    kube: KubeDouble,
+    dispatcher_for: DispatcherFactory,
+    captured_logs: LogEvents,
 ) -> None:
     dispatcher = dispatcher_for()
     [job_id] = await trigger(state)
@@ -142,10 +138,9 @@ async def test_agent_job_that_failed_before_claiming_is_logged_once_with_its_pod
         reason="BackoffLimitExceeded",
         message="Job has reached the specified backoff limit",
     )
-    with structlog.testing.capture_logs() as logs:
-        await dispatcher.dispatch_once()
-        await dispatcher.dispatch_once()
-    [report] = warnings_about(logs, "agent Job failed before its agent claimed a job")
+    await dispatcher.dispatch_once()
+    await dispatcher.dispatch_once()
+    [report] = captured_logs.warnings_about("agent Job failed before its agent claimed a job")
     assert report["agent_job"] == name
     assert report["job_id"] == job_id
     assert report["reason"] == (
@@ -155,7 +150,10 @@ async def test_agent_job_that_failed_before_claiming_is_logged_once_with_its_pod
 
 
 async def test_agent_job_that_died_holding_a_job_names_that_job(
-    state: AppState, kube: KubeDouble, dispatcher_for: DispatcherFactory
+    state: AppState,
+    kube: KubeDouble,
+    dispatcher_for: DispatcherFactory,
+    captured_logs: LogEvents,
 ) -> None:
     dispatcher = dispatcher_for()
     [job_id] = await trigger(state)
@@ -164,17 +162,19 @@ async def test_agent_job_that_died_holding_a_job_names_that_job(
     await claim(state, name)
     kube.run_pod(name, {"terminated": {"reason": "OOMKilled", "exitCode": 137}}, phase="Failed")
     kube.finish_job(name, succeeded=False, reason="BackoffLimitExceeded")
-    with structlog.testing.capture_logs() as logs:
-        await dispatcher.dispatch_once()
-    [report] = warnings_about(
-        logs, "agent Job failed while its agent held a job; its lease will run out"
+    await dispatcher.dispatch_once()
+    [report] = captured_logs.warnings_about(
+        "agent Job failed while its agent held a job; its lease will run out"
     )
     assert report["held_job_id"] == job_id
     assert "OOMKilled (exit code 137)" in report["reason"]
 
 
 async def test_pod_stuck_pulling_its_image_is_logged_once_and_left_to_retry(
-    state: AppState, kube: KubeDouble, dispatcher_for: DispatcherFactory
+    state: AppState,
+    kube: KubeDouble,
+    dispatcher_for: DispatcherFactory,
+    captured_logs: LogEvents,
 ) -> None:
     dispatcher = dispatcher_for()
     [job_id] = await trigger(state)
@@ -182,13 +182,12 @@ async def test_pod_stuck_pulling_its_image_is_logged_once_and_left_to_retry(
     await dispatcher.dispatch_once()
     pod = kube.run_pod(name, IMAGE_PULL)
     pulling = {"waiting": {"reason": "ErrImagePull", "message": "manifest unknown"}}
-    with structlog.testing.capture_logs() as logs:
-        results = [await dispatcher.dispatch_once()]
-        # the kubelet alternates between pulling and backing off: still one problem
-        for state_now in (pulling, IMAGE_PULL, pulling):
-            pod["status"]["containerStatuses"][0]["state"] = state_now
-            results.append(await dispatcher.dispatch_once())
-    [report] = warnings_about(logs, "agent pod cannot start")
+    results = [await dispatcher.dispatch_once()]
+    # the kubelet alternates between pulling and backing off: still one problem
+    for state_now in (pulling, IMAGE_PULL, pulling):
+        pod["status"]["containerStatuses"][0]["state"] = state_now
+        results.append(await dispatcher.dispatch_once())
+    [report] = captured_logs.warnings_about("agent pod cannot start")
     assert (
         report["reason"]
         == 'ImagePullBackOff: Back-off pulling image "ghcr.io/raibid-ci/raibid-api:9.9.9"'
@@ -230,7 +229,11 @@ async def test_refusing_api_fails_the_pass_with_service_unavailable(
 
 
 async def test_dispatch_loop_survives_a_refusing_api_and_dispatches_once_it_answers(
-    state: AppState, kube: KubeDouble, kubeconfig: Path, clock: ManualClock
+    state: AppState,
+    kube: KubeDouble,
+    kubeconfig: Path,
+    clock: ManualClock,
+    captured_logs: LogEvents,
 ) -> None:
     [job_id] = await trigger(state)
     kube.forbidden = True
@@ -239,21 +242,17 @@ async def test_dispatch_loop_survives_a_refusing_api_and_dispatches_once_it_answ
     dispatcher = KubernetesDispatcher(
         api, ServiceJobSource(state.jobs), template, clock, interval=0.02
     )
-    with structlog.testing.capture_logs() as logs:
-        loop = asyncio.create_task(dispatcher.run())
-        try:
-            await _until(lambda: bool(warnings_about(logs, "dispatch pass skipped")))
-            kube.forbidden = False
-            await _until(lambda: kube.job_names() == [agent_job_name(job_id, 1)])
-        finally:
-            loop.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await loop
-    assert "403 Forbidden" in warnings_about(logs, "dispatch pass skipped")[0]["reason"]
-
-
-async def _until(check: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+    loop = asyncio.create_task(dispatcher.run())
+    try:
+        await eventually(
+            lambda: bool(captured_logs.warnings_about("dispatch pass skipped")), 5, "a skipped pass"
+        )
+        kube.forbidden = False
+        await eventually(
+            lambda: kube.job_names() == [agent_job_name(job_id, 1)], 5, "the agent Job"
+        )
+    finally:
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+    assert "403 Forbidden" in captured_logs.warnings_about("dispatch pass skipped")[0]["reason"]

@@ -2,61 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import pytest
-import structlog
 from redis.asyncio import Redis
 
-from raibid_api.domain.jobs import Job, job_links
-from raibid_api.forges.clients import GiteaStatusClient, GitHubStatusClient, StatusReporter
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.reporting import StatusReporting
 from raibid_api.forges.routing import ForgeRouter, ForgeTarget
-from raibid_api.forges.worker import StatusWorker
 from raibid_api.jobs.cursor import CursorCodec
 from raibid_api.jobs.service import JobService
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
-from tests.factories import ManualClock
-from tests.integration.forges.forge_double import Flavour, ForgeDouble
-
-FORGE_TOKEN = "forge-token-5f8b0c2e9a7d41c3"
-KNOWN_REPO = "acme/widgets"
-PUBLIC_URL = "https://ci.example.org"
-CONTEXT = "raibid-ci"
-LogEvents = list[dict[str, object]]
-
-
-@dataclass
-class ForgeUnderTest:
-    """A forge double and the client that talks to it."""
-
-    name: str
-    double: ForgeDouble
-    reporter: StatusReporter
-
-
-def flavour_of(forge: str) -> Flavour:
-    return "github" if forge == "github" else "gitea"
-
-
-def client_for(
-    forge: str, url: str, token: str = FORGE_TOKEN, timeout_s: float = 2.0
-) -> StatusReporter:
-    if forge == "github":
-        return GitHubStatusClient(url, token, timeout_s=timeout_s)
-    return GiteaStatusClient(url, token, timeout_s=timeout_s)
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[LogEvents]:
-    """Every structlog event of the test, as dicts."""
-    with structlog.testing.capture_logs() as events:
-        yield events  # type: ignore[misc]
+from tests.support.factories import ManualClock
+from tests.support.forge_double import ForgeDouble
+from tests.support.forges import (
+    CONTEXT,
+    FORGE_TOKEN,
+    KNOWN_REPO,
+    PUBLIC_URL,
+    ForgeUnderTest,
+    Replica,
+    client_for,
+    flavour_of,
+)
 
 
 @pytest.fixture(params=["gitea", "forgejo", "github"])
@@ -82,9 +52,6 @@ async def gitea() -> AsyncIterator[ForgeDouble]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-Replica = Callable[[str], StatusOutbox]
 
 
 @pytest.fixture
@@ -127,19 +94,3 @@ def reporting(
     outbox: StatusOutbox, router: ForgeRouter, jobs: JobService, clock: ManualClock
 ) -> StatusReporting:
     return StatusReporting(outbox, router, jobs, clock, ReportingPolicy())
-
-
-def linked(job: Job) -> Job:
-    """The job as the job service hands it to listeners: with its links."""
-    return job | {"links": job_links(PUBLIC_URL, str(job["id"]))}
-
-
-async def drain(*workers: StatusWorker, limit: int = 50) -> int:
-    """Run the workers until none finds a report; return how many they handled."""
-    handled = 0
-    for _ in range(limit):
-        counts = await asyncio.gather(*(worker.run_once() for worker in workers))
-        if not any(counts):
-            return handled
-        handled += sum(counts)
-    pytest.fail(f"workers still busy after {limit} rounds")

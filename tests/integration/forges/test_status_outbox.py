@@ -8,8 +8,8 @@ import orjson
 
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import STATUS_GROUP, SendPermit, StatusOutbox, StatusReport
-from tests.conftest import RawRedis
-from tests.integration.forges.conftest import Replica
+from tests.support.aliases import RawRedis
+from tests.support.forges import Replica
 
 T0 = 1_790_000_000_000
 SHA = "b" * 40

@@ -8,13 +8,13 @@ import pytest
 
 from raibid_api.forges.clients import CommitStatus
 from raibid_api.forges.states import CommitState
-from tests.integration.forges.conftest import (
+from tests.support.forges import (
     FORGE_TOKEN,
     KNOWN_REPO,
     ForgeUnderTest,
-    LogEvents,
     client_for,
 )
+from tests.support.logs import LogEvents
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

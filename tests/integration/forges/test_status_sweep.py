@@ -6,17 +6,18 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from raibid_api.domain.jobs import Job, JobId, JobStatus
+from raibid_api.domain.jobs import Job, JobId, JobStatus, format_time, parse_time_ms
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.reporting import StatusReporting
 from raibid_api.forges.routing import ForgeRouter
 from raibid_api.forges.sweep import StatusSweep
 from raibid_api.jobs.service import JobService
+from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.outbox import StatusOutbox, StatusReport
-from tests.conftest import RawRedis
-from tests.factories import ManualClock, make_job
-from tests.integration.forges.conftest import CONTEXT, KNOWN_REPO, Replica, drain
-from tests.integration.forges.forge_double import ForgeDouble
+from tests.support.aliases import RawRedis
+from tests.support.factories import ManualClock, make_job
+from tests.support.forge_double import ForgeDouble
+from tests.support.forges import CONTEXT, KNOWN_REPO, Replica, drain
 
 LOOK_AGAIN_S = ReportingPolicy().gave_up_look_again_ms / 1000
 
@@ -34,23 +35,28 @@ class CountingLookup:
 
 
 async def ended(
-    jobs: JobService, status: JobStatus = JobStatus.SUCCESS, reason: str | None = None,
-    **fields: Any,
+    jobs: JobService, store: JobStore, status: JobStatus = JobStatus.SUCCESS,
+    reason: str | None = None, **fields: Any,
 ) -> Job:  # fmt: skip
+    """A job that ran (started as a claim starts it, unseen by listeners) and ended."""
     job = (await jobs.create(make_job(**fields))).job
+    started = parse_time_ms(job["created_at"])
+    await store.transition(job, JobStatus.RUNNING, started, {"started_at": format_time(started)})
     return await jobs.finish(JobId(job["id"]), status, reason=reason)
 
 
 async def test_final_state_refused_for_good_is_reported_once_the_forge_takes_it(
     reporting: StatusReporting,
     jobs: JobService,
+    store: JobStore,
     outbox: StatusOutbox,
     gitea: ForgeDouble,
     clock: ManualClock,
     redis: RawRedis,
 ) -> None:
     jobs.add_listener(reporting.listener)
-    job = await ended(jobs, repo="acme/gadgets")  # the forge does not know the repository yet
+    # the forge does not know the repository yet
+    job = await ended(jobs, store, repo="acme/gadgets")
     await drain(reporting.worker)
     assert [r.path.split("/")[5] for r in gitea.requests] == ["gadgets"]
     assert (await outbox.depth()).unreported == 1
@@ -68,13 +74,14 @@ async def test_final_state_whose_retries_ran_out_is_reported_when_the_forge_retu
     outbox: StatusOutbox,
     router: ForgeRouter,
     jobs: JobService,
+    store: JobStore,
     gitea: ForgeDouble,
     clock: ManualClock,
 ) -> None:
     reporting = StatusReporting(outbox, router, jobs, clock, ReportingPolicy(max_attempts=3))
     jobs.add_listener(reporting.listener)
     await gitea.go_down()
-    job = await ended(jobs, JobStatus.FAILED, reason="agent_lost")
+    job = await ended(jobs, store, JobStatus.FAILED, reason="agent_lost")
     for wait_s in (0, 2, 4):
         clock.advance(wait_s)
         await reporting.worker.run_once()
@@ -88,9 +95,10 @@ async def test_final_state_whose_retries_ran_out_is_reported_when_the_forge_retu
 
 
 async def test_ended_job_whose_final_state_was_never_queued_is_found_and_reported(
-    reporting: StatusReporting, jobs: JobService, gitea: ForgeDouble
+    reporting: StatusReporting, jobs: JobService, store: JobStore, gitea: ForgeDouble
 ) -> None:
-    job = await ended(jobs)  # no listener: as if the replica died right after the transition
+    # no listener: as if the replica died right after the transition
+    job = await ended(jobs, store)
     assert await reporting.sweep.run_once() == 1
     assert await reporting.sweep.run_once() == 0
     await drain(reporting.worker)
@@ -99,9 +107,9 @@ async def test_ended_job_whose_final_state_was_never_queued_is_found_and_reporte
 
 
 async def test_ended_job_created_before_the_window_is_left_alone(
-    reporting: StatusReporting, jobs: JobService, clock: ManualClock
+    reporting: StatusReporting, jobs: JobService, store: JobStore, clock: ManualClock
 ) -> None:
-    await ended(jobs)
+    await ended(jobs, store)
     clock.advance(ReportingPolicy().reconcile_window_ms / 1000 + 1)
     assert await reporting.sweep.run_once() == 0
 
@@ -111,10 +119,11 @@ async def test_two_sweeps_at_once_queue_a_final_state_once(
     outbox: StatusOutbox,
     router: ForgeRouter,
     jobs: JobService,
+    store: JobStore,
     clock: ManualClock,
     redis: RawRedis,
 ) -> None:
-    await ended(jobs)
+    await ended(jobs, store)
     sweeps = [StatusSweep(replica(n), router, jobs, clock, ReportingPolicy())
               for n in ("a", "b")]  # fmt: skip
     assert sum(await asyncio.gather(*(s.run_once() for s in sweeps))) == 1
@@ -122,11 +131,11 @@ async def test_two_sweeps_at_once_queue_a_final_state_once(
 
 
 async def test_ended_job_of_an_unconfigured_forge_is_read_once_and_never_queued(
-    outbox: StatusOutbox, router: ForgeRouter, jobs: JobService, clock: ManualClock
+    outbox: StatusOutbox, router: ForgeRouter, jobs: JobService, store: JobStore, clock: ManualClock
 ) -> None:
     lookup = CountingLookup(jobs)
     sweep = StatusSweep(outbox, router, lookup, clock, ReportingPolicy())
-    job = await ended(jobs, forge="github")
+    job = await ended(jobs, store, forge="github")
     assert await sweep.run_once() == 0
     assert await sweep.run_once() == 0
     assert lookup.looked_up == [job["id"]]

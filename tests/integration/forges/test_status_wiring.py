@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from raibid_api.config import load_settings
 from raibid_api.embedded import EmbeddedRedis
-from tests.integration.api.client import TOKENS, WRITE, running_app, trigger_body
-from tests.integration.forges.conftest import FORGE_TOKEN, KNOWN_REPO, PUBLIC_URL
-from tests.integration.forges.forge_double import ForgeDouble
-
-
-async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
+from tests.support.api import TOKENS, WRITE, running_app, trigger_body
+from tests.support.forge_double import ForgeDouble
+from tests.support.forges import FORGE_TOKEN, KNOWN_REPO, PUBLIC_URL
+from tests.support.polling import eventually
 
 
 async def test_cancelled_manual_job_reaches_the_configured_forge(
@@ -44,7 +33,9 @@ async def test_cancelled_manual_job_reaches_the_configured_forge(
         job_id = created.json()["id"]
         cancelled = await api.post(f"/jobs/{job_id}/cancel", headers=WRITE)
         assert cancelled.status_code == 200
-        await wait_until(lambda: gitea.shown(KNOWN_REPO, sha, "ci/raibid") == "error")
+        await eventually(
+            lambda: gitea.shown(KNOWN_REPO, sha, "ci/raibid") == "error", what="the error status"
+        )
     final = gitea.statuses[-1]
     assert final.target_url == f"{PUBLIC_URL}/jobs/{job_id}/logs"
     assert final.description.startswith("Cancelled")

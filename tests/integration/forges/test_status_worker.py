@@ -18,18 +18,18 @@ from raibid_api.forges.worker import StatusWorker, commit_status
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
-from tests.factories import ManualClock, make_job
-from tests.integration.forges.conftest import (
+from tests.support.factories import ManualClock, make_job
+from tests.support.forge_double import ForgeDouble
+from tests.support.forges import (
     CONTEXT,
     FORGE_TOKEN,
     KNOWN_REPO,
     PUBLIC_URL,
-    LogEvents,
     Replica,
     drain,
     linked,
 )
-from tests.integration.forges.forge_double import ForgeDouble
+from tests.support.logs import LogEvents
 
 RUNNING: dict[str, Any] = {
     "status": "running",

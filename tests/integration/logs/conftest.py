@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from raibid_api.config import load_settings
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.storage.keys import Keys
-from tests.conftest import RawRedis
-from tests.integration.logs.live import TOKENS, LiveServer, live_server
-
-ServerFactory = Callable[..., AbstractAsyncContextManager[LiveServer]]
+from tests.support.aliases import RawRedis
+from tests.support.live_logs import TOKENS, LiveServer, ServerFactory, live_server
 
 
 @pytest.fixture
@@ -46,10 +43,3 @@ async def server(start_server: ServerFactory) -> AsyncIterator[LiveServer]:
     """The app with default settings, served over real HTTP."""
     async with start_server() as running:
         yield running
-
-
-@pytest.fixture(autouse=True)
-def quiet_logs() -> Iterator[None]:
-    """Capture the app's log events instead of rendering one line per request."""
-    with structlog.testing.capture_logs():
-        yield

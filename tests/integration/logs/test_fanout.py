@@ -15,7 +15,8 @@ from raibid_api.logs.fanout import LogFanout, Subscription
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.event_store import EventReader, EventStore
 from raibid_api.storage.keys import Keys
-from tests.conftest import RawRedis
+from tests.support.aliases import RawRedis
+from tests.support.polling import eventually
 
 # so long that only CLIENT UNBLOCK can make a waiting read pick up a new stream within a test
 NEVER_MS = 600_000
@@ -84,9 +85,10 @@ async def test_new_stream_is_picked_up_while_the_reader_waits_on_another(running
 
 
 async def wait_blocked(running: Running) -> None:
-    async with asyncio.timeout(5):
-        while await running.blocked_readers() != 1:
-            await asyncio.sleep(0.005)
+    async def one_blocked() -> bool:
+        return await running.blocked_readers() == 1
+
+    await eventually(one_blocked, 5, "the reader to block")
 
 
 @pytest.mark.parametrize("running", [4], indirect=True)

@@ -9,18 +9,18 @@ import uuid
 import pytest
 from httpx_sse import ServerSentEvent
 
-from tests.integration.logs.conftest import ServerFactory
-from tests.integration.logs.live import (
+from tests.support.live_logs import (
     CLAIM_NOTE,
     READ,
     STREAM_TIMEOUT,
     Held,
     LiveServer,
-    eventually,
+    ServerFactory,
     read_events,
     read_until_end,
     sse,
 )
+from tests.support.polling import eventually
 
 
 def lines_of(events: list[ServerSentEvent]) -> list[str]:

@@ -12,7 +12,7 @@ from raibid_api.storage import connection
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 T0 = 1_790_000_000_000
 TASKS = 64

@@ -11,8 +11,8 @@ from raibid_api.errors import RateLimitedError
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.scripts import Superseded
-from tests.factories import make_job
-from tests.keystate import assert_unchanged, key_state
+from tests.support.factories import make_job
+from tests.support.keystate import assert_unchanged, key_state
 
 T0 = 1_790_000_000_000
 LINE = Supersession("acme/widgets", "branch:feature", "superseded")

@@ -27,7 +27,7 @@ from raibid_api.jobs.service import JobService, ManualTrigger
 from raibid_api.storage.connection import create_redis
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
-from tests.factories import ManualClock
+from tests.support.factories import ManualClock
 
 EDGES = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
 

@@ -9,8 +9,8 @@ from raibid_api.domain.jobs import AttemptGuard, Delivery, JobEvent, JobFilter, 
 from raibid_api.errors import JobNotFoundError, JobTokenError, TransitionConflictError
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import GROUP, Keys
-from tests.conftest import RawRedis
-from tests.factories import make_job
+from tests.support.aliases import RawRedis
+from tests.support.factories import make_job
 
 T0 = 1_790_000_000_000
 

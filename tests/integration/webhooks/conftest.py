@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 from redis.asyncio import Redis
 
-from raibid_api.app import create_app
 from raibid_api.config import Settings, load_settings
 from raibid_api.embedded import EmbeddedRedis
-from tests.integration.api.client import PUBLIC_URL, TOKENS
-from tests.unit.webhooks.webhook_samples import SECRET
-
-SettingsFactory = Callable[..., Settings]
-AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-SIGNED: dict[str, Any] = {
-    "gitea": {"secret": SECRET},
-    "forgejo": {"secret": SECRET},
-    "github": {"secret": SECRET},
-    # high enough for any test but the rate-limit ones, which set their own
-    "rate_limit_per_minute": 100_000,
-}
-
-
-@pytest.fixture(autouse=True)
-def captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """The app's log events, captured instead of rendered (rendering tracebacks is slow)."""
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as events:
-        yield events
+from tests.support.aliases import SettingsFactory
+from tests.support.api import PUBLIC_URL, TOKENS
+from tests.support.webhook_app import SIGNED, serving
 
 
 @pytest.fixture
@@ -69,18 +48,6 @@ def settings_for(redis_server: EmbeddedRedis, prefix: str, spool_dir: Path) -> S
         )
 
     return build
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, client_address: tuple[str, int] = ("192.0.2.10", 40000)
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``create_app(settings)`` under its lifespan, calling from ``client_address``."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=client_address)
-        async with httpx.AsyncClient(transport=transport, base_url="http://raibid.test") as client:
-            yield client
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import asyncio
 import httpx
 from redis.asyncio import Redis
 
-from tests.integration.api.client import ADMIN, READ
-from tests.integration.webhooks.conftest import SettingsFactory, serving
-from tests.integration.webhooks.deliveries import deliver, pull_request_body, push_body, sha
+from tests.support.aliases import SettingsFactory
+from tests.support.api import ADMIN, READ
+from tests.support.webhook_app import serving
+from tests.support.webhook_deliveries import deliver, pull_request_body, push_body, sha
 
 
 async def job(client: httpx.AsyncClient, job_id: str) -> dict[str, object]:

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.integration.api.client import READ, assert_error
-from tests.integration.webhooks.deliveries import headers_for, job_state, push_body, sha
-from tests.unit.webhooks.webhook_samples import OTHER_SECRET, SECRET, hex_hmac
+from tests.support.api import READ, assert_error
+from tests.support.webhook_deliveries import headers_for, job_state, push_body, sha
+from tests.support.webhook_samples import OTHER_SECRET, SECRET, hex_hmac
 
 BODY = push_body(sha(1))
 Case = Callable[[], tuple[dict[str, str], bytes]]

@@ -15,10 +15,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from raibid_api.embedded import EmbeddedRedis
-from tests.integration.webhooks.conftest import SettingsFactory, serving
-from tests.integration.webhooks.deliveries import deliver, push_body, sha
-from tests.integration.webhooks.test_webhook_spool import jobs_by_delivery, spooled, until
-from tests.unit.webhooks.webhook_samples import fixture_delivery
+from tests.support.aliases import SettingsFactory
+from tests.support.polling import eventually
+from tests.support.webhook_app import jobs_by_delivery, serving, spooled
+from tests.support.webhook_deliveries import deliver, push_body, sha
+from tests.support.webhook_samples import fixture_delivery
 
 STALL_MS = 1500
 
@@ -40,7 +41,7 @@ async def test_a_store_deadline_shorter_than_a_stall_spools_the_delivery(
         await stall(own_redis)
         answer = await deliver(client, push_body(sha(1)), delivery_id="d-1")
         on_disk = spooled(spool_dir)
-        await until(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
+        await eventually(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
 
     assert answer.status_code == 202
     assert answer.json() == {"spooled": True, "delivery_id": "d-1"}

@@ -7,9 +7,9 @@ import asyncio
 import httpx
 from redis.asyncio import Redis
 
-from tests.integration.api.client import READ, WRITE
-from tests.integration.webhooks.deliveries import deliver, job_ids, new_id, push_body, sha
-from tests.unit.webhooks.webhook_samples import SECRET, hex_hmac
+from tests.support.api import READ, WRITE
+from tests.support.webhook_deliveries import deliver, job_ids, new_id, push_body, sha
+from tests.support.webhook_samples import SECRET, hex_hmac
 
 
 async def test_redelivered_webhook_creates_no_second_job(

@@ -15,9 +15,11 @@ import pytest
 from redis.asyncio import Redis
 
 from raibid_api.storage.keys import Keys
-from tests.integration.api.client import ADMIN, READ, WRITE
-from tests.integration.webhooks.conftest import SettingsFactory, serving
-from tests.integration.webhooks.deliveries import (
+from tests.support.aliases import SettingsFactory
+from tests.support.api import ADMIN, READ, WRITE
+from tests.support.keystate import assert_unchanged, key_state
+from tests.support.webhook_app import serving
+from tests.support.webhook_deliveries import (
     deliver,
     headers_for,
     new_id,
@@ -26,9 +28,8 @@ from tests.integration.webhooks.deliveries import (
     sha,
     tag_body,
 )
-from tests.keystate import assert_unchanged, key_state
-from tests.unit.webhooks.test_webhook_fixtures import CASES
-from tests.unit.webhooks.webhook_samples import Forge, fixture_delivery
+from tests.support.webhook_expectations import CASES
+from tests.support.webhook_samples import Forge, fixture_delivery
 
 
 async def statuses(client: httpx.AsyncClient) -> dict[str, tuple[str, str | None]]:

@@ -6,10 +6,10 @@ import httpx
 import pytest
 
 from raibid_api.webhooks.events import Ignored, WebhookEvent
-from tests.integration.api.client import PUBLIC_URL, READ
-from tests.integration.webhooks.deliveries import deliver_fixture
-from tests.unit.webhooks.test_webhook_fixtures import CASES, EXPECTED
-from tests.unit.webhooks.webhook_samples import Forge
+from tests.support.api import PUBLIC_URL, READ
+from tests.support.webhook_deliveries import deliver_fixture
+from tests.support.webhook_expectations import CASES, EXPECTED
+from tests.support.webhook_samples import Forge
 
 # Job JSON field <- WebhookEvent attribute
 JOB_FROM_EVENT = {

@@ -8,16 +8,16 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import RawRedis
-from tests.integration.api.client import READ, WRITE, assert_error
-from tests.integration.webhooks.deliveries import (
+from tests.support.aliases import RawRedis
+from tests.support.api import READ, WRITE, assert_error
+from tests.support.webhook_deliveries import (
     deliver,
     headers_for,
     job_ids,
     push_body,
     sha,
 )
-from tests.unit.webhooks.webhook_samples import fixture_delivery
+from tests.support.webhook_samples import fixture_delivery
 
 
 async def journal(client: httpx.AsyncClient, **params: str | int) -> dict[str, Any]:

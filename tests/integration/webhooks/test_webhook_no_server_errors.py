@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raibid_api.webhooks.journal import Decision
-from tests.integration.api.client import READ, WRITE, assert_client_error
-from tests.integration.webhooks.deliveries import headers_for
-from tests.unit.webhooks.webhook_samples import FIXTURE_FILES, fixture_payload
+from tests.support.api import READ, WRITE, assert_client_error
+from tests.support.webhook_deliveries import headers_for
+from tests.support.webhook_samples import FIXTURE_FILES, fixture_payload
 
 FUZZ = settings(
     max_examples=100,

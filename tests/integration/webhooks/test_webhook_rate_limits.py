@@ -6,9 +6,10 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from tests.integration.api.client import READ, assert_error
-from tests.integration.webhooks.conftest import SettingsFactory, serving
-from tests.integration.webhooks.deliveries import deliver, headers_for, job_ids, push_body, sha
+from tests.support.aliases import SettingsFactory
+from tests.support.api import READ, assert_error
+from tests.support.webhook_app import serving
+from tests.support.webhook_deliveries import deliver, headers_for, job_ids, push_body, sha
 
 LIMIT = 3
 

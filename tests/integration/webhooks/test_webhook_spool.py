@@ -7,26 +7,16 @@ the middle, and starts it again on the same port and data.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from raibid_api.embedded import EmbeddedRedis
-from tests.integration.api.client import READ, assert_error
-from tests.integration.webhooks.conftest import SettingsFactory, serving
-from tests.integration.webhooks.deliveries import deliver, push_body, sha
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Poll ``check`` (without blocking the loop) until it holds; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.support.aliases import SettingsFactory
+from tests.support.api import READ, assert_error
+from tests.support.polling import eventually
+from tests.support.webhook_app import jobs_by_delivery, serving, spooled
+from tests.support.webhook_deliveries import deliver, push_body, sha
 
 
 async def restart(server: EmbeddedRedis) -> None:
@@ -34,23 +24,6 @@ async def restart(server: EmbeddedRedis) -> None:
     port = server.port
     await asyncio.to_thread(server.start)
     assert server.port == port
-
-
-async def jobs_by_delivery(url: str, prefix: str) -> dict[str, list[str]]:
-    client = Redis.from_url(url, decode_responses=True)
-    try:
-        found: dict[str, list[str]] = {}
-        async for key in client.scan_iter(match=f"{prefix}:job:*"):
-            if not key.endswith(":events"):
-                delivery = await client.hget(key, "delivery_id")
-                found.setdefault(str(delivery), []).append(key.rsplit(":", 1)[1])
-        return found
-    finally:
-        await client.aclose()
-
-
-def spooled(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.json"))
 
 
 async def test_deliveries_while_redis_is_down_are_spooled_and_replayed_exactly_once(
@@ -71,7 +44,7 @@ async def test_deliveries_while_redis_is_down_are_spooled_and_replayed_exactly_o
         ]
         on_disk = spooled(spool_dir)
         await restart(own_redis)
-        await until(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
+        await eventually(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
         entries = (await client.get("/webhook/deliveries", headers=READ)).json()["deliveries"]
 
     assert before.status_code == 202
@@ -101,7 +74,7 @@ async def test_spool_survives_a_restart_of_the_server(
 
     await restart(own_redis)
     async with serving(settings) as client:
-        await until(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
+        await eventually(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
         job_id = (await jobs_by_delivery(own_redis.url, prefix))["d-5"]
         job = (await client.get(f"/jobs/{job_id[0]}", headers=READ)).json()
 
@@ -159,7 +132,7 @@ async def test_unreadable_spool_file_is_set_aside_and_the_rest_replayed(
 
     await restart(own_redis)
     async with serving(settings):
-        await until(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
+        await eventually(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
 
     assert [p.name for p in spool_dir.iterdir()] == ["0000000000001-gitea-broken.json.bad"]
     assert list(await jobs_by_delivery(own_redis.url, prefix)) == ["d-ok"]
@@ -175,7 +148,9 @@ async def test_redis_too_slow_to_store_spools_and_the_late_write_still_makes_one
             await admin.client_pause(10_000, all=False)
             answer = await deliver(client, push_body(sha(4)), delivery_id="d-slow")
             await admin.client_unpause()
-            await until(lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay")
+            await eventually(
+                lambda: asyncio.to_thread(lambda: not spooled(spool_dir)), 15, "replay"
+            )
             entries = (await client.get("/webhook/deliveries", headers=READ)).json()["deliveries"]
     finally:
         await admin.aclose()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .manifests import MaterializedConfig, config_map_source, secret_file_paths
+from tests.support.manifests import MaterializedConfig, config_map_source, secret_file_paths
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from .manifests import (
+from tests.support.manifests import (
     FLUX,
     KUBERNETES,
     NAMESPACE,
-    REPO_ROOT,
     SCHEMA_VERSIONS,
     Document,
     config_map_source,
@@ -28,6 +27,7 @@ from .manifests import (
     secrets_referenced,
     target_manifests,
 )
+from tests.support.paths import REPO_ROOT
 
 KEDA = target_manifests(KUBERNETES / "overlays/keda")
 SCALED_JOB = find(KEDA, "ScaledJob", "raibid-agent")

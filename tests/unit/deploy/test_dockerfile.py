@@ -11,7 +11,8 @@ import fnmatch
 import json
 from pathlib import PurePosixPath
 
-from .manifests import DEPLOY, KUBERNETES, REPO_ROOT, find, pod_spec, target_manifests
+from tests.support.manifests import DEPLOY, KUBERNETES, find, pod_spec, target_manifests
+from tests.support.paths import REPO_ROOT
 
 DOCKERFILE = DEPLOY / "docker/Dockerfile"
 CONTEXT_FILTER = DEPLOY / "docker/Dockerfile.dockerignore"

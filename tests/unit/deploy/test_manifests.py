@@ -15,7 +15,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from .manifests import (
+from tests.support.manifests import (
     DEPLOY,
     KUBERNETES,
     NAMESPACE,

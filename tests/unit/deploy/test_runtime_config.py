@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from raibid_api.config import load_settings
-
-from .manifests import (
+from tests.support.manifests import (
     CONFIG_MAP,
     KUBERNETES,
     Document,

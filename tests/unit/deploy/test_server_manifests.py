@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .manifests import (
+from tests.support.manifests import (
     KUBERNETES,
     NAMESPACE,
     Document,

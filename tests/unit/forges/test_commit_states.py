@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.states import DESCRIPTION_LIMIT, commit_state, describe, report_rank
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from raibid_api.domain.jobs import job_links
 from raibid_api.forges.clients import CommitStatus, Delivery
 from raibid_api.forges.reporting import configured_targets
 from raibid_api.forges.routing import ForgeRouter, ForgeTarget, clone_host
-from tests.factories import make_job
+from tests.support.factories import make_job
 
 
 class IdleReporter:

@@ -16,7 +16,7 @@ from raibid_api.logs.sse import (
     is_entry_id,
     parse_last_event_id,
 )
-from tests.unit.logs.sse_parser import parse_stream
+from tests.support.sse_parser import parse_stream
 
 LINE_BREAKS = st.sampled_from(["\n", "\r", "\r\n"])
 TEXT = st.text(st.characters(codec="utf-8"))

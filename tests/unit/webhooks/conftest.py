@@ -1,9 +1,4 @@
-"""Fixtures of the webhook unit tests.
-
-The recorded payloads are located by `webhook_samples.find_fixtures_dir`: the repository is the
-directory above these tests that holds ``pyproject.toml``, and the payloads are in
-``<repo>/../shared/fixtures/webhooks`` (the same layout locally and in CI).
-"""
+"""Fixtures of the webhook unit tests: the recorded payloads are in ``tests/fixtures/webhooks``."""
 
 from __future__ import annotations
 
@@ -12,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from raibid_api.config import WebhookSettings
-
-from .webhook_samples import find_fixtures_dir, make_settings
+from tests.support.paths import WEBHOOK_FIXTURES
+from tests.support.webhook_samples import make_settings
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """The shared webhook fixtures directory."""
-    return find_fixtures_dir()
+    """The webhook fixtures directory of the repository."""
+    return WEBHOOK_FIXTURES
 
 
 @pytest.fixture

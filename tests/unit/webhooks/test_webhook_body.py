@@ -17,8 +17,7 @@ from raibid_api.webhooks.body import media_type, parse_json_object, read_body
 from raibid_api.webhooks.events import WebhookEvent
 from raibid_api.webhooks.intake import read_delivery
 from raibid_api.webhooks.registry import ADAPTERS
-
-from .webhook_samples import (
+from tests.support.webhook_samples import (
     SECRET,
     Forge,
     delivery_headers,

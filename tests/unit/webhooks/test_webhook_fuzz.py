@@ -19,8 +19,7 @@ from raibid_api.errors import InvalidWebhookError, UnsupportedMediaTypeError
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.intake import Delivery, read_delivery
 from raibid_api.webhooks.registry import ADAPTERS
-
-from .webhook_samples import FIXTURE_FILES, GITEA_EVENTS, GITHUB_EVENTS, fixture_bytes
+from tests.support.webhook_samples import FIXTURE_FILES, GITEA_EVENTS, GITHUB_EVENTS, fixture_bytes
 
 OPEN_SETTINGS = WebhookSettings(allow_unsigned=True)
 FUZZ = settings(

@@ -10,8 +10,7 @@ from raibid_api.errors import InvalidWebhookError
 from raibid_api.webhooks.events import IgnoreReason
 from raibid_api.webhooks.payloads import changed_paths
 from raibid_api.webhooks.registry import ADAPTERS
-
-from .webhook_samples import Forge, fixture_payload, parse_event, parse_ignored
+from tests.support.webhook_samples import Forge, fixture_payload, parse_event, parse_ignored
 
 SHA256_COMMIT = "3f1b" * 16
 

@@ -8,8 +8,7 @@ from raibid_api.errors import InvalidWebhookError
 from raibid_api.webhooks.events import Ignored, IgnoreReason, WebhookEvent
 from raibid_api.webhooks.intake import read_delivery
 from raibid_api.webhooks.registry import ADAPTERS
-
-from .webhook_samples import (
+from tests.support.webhook_samples import (
     Forge,
     delivery_headers,
     fixture_bytes,

@@ -17,8 +17,7 @@ from raibid_api.webhooks.events import (
     quote_value,
 )
 from raibid_api.webhooks.rules import apply_rules, is_auto_cancel_exempt
-
-from .webhook_samples import make_settings
+from tests.support.webhook_samples import make_settings
 
 REPO = "team/app"
 PUSH = WebhookEvent(

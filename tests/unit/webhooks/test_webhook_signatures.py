@@ -16,8 +16,7 @@ from raibid_api.webhooks.signatures import (
     verify_hex_digest,
     verify_hub_signature,
 )
-
-from .webhook_samples import (
+from tests.support.webhook_samples import (
     OTHER_SECRET,
     SECRET,
     Forge,

@@ -1,4 +1,4 @@
-"""The agent protocol (DESIGN.md §6): claim, heartbeat, logs, complete; and who is working."""
+"""The agent protocol (docs/architecture.md): claim, heartbeat, logs, complete; who is working."""
 
 from __future__ import annotations
 

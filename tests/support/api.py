@@ -1,4 +1,5 @@
-"""How the API tests reach the app: the tokens, an in-process client, and the error-body check."""
+"""How the API tests reach the app: the tokens, an in-process client, the error-body check, and
+a snapshot of a test's keys."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from raibid_api.api.auth import token_digest
 from raibid_api.app import create_app
@@ -40,6 +42,8 @@ ADMIN = bearer(ADMIN_TOKEN)
 JSON = {"Content-Type": "application/json"}
 
 PUBLIC_URL = "http://ci.example.test"
+# every key of a test: its serialised value and whether it has a TTL
+Snapshot = dict[bytes, tuple[bytes | None, bool]]
 JOB_FIELDS = frozenset(
     {
         "id", "status", "repo", "clone_url", "ref", "branch", "tag", "commit", "event", "forge",
@@ -85,7 +89,7 @@ def running_app(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncCl
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Check that ``response`` is DESIGN.md's JSON error with ``status`` and ``code``."""
+    """Check that ``response`` is the JSON error body (docs/api.md) with ``status`` and ``code``."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
@@ -103,3 +107,11 @@ def assert_client_error(response: httpx.Response) -> None:
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert_error(response, response.status_code, response.json()["error"])
+
+
+async def snapshot(redis: Redis, prefix: str) -> Snapshot:
+    """Every key of the test: its serialised value and whether it has a TTL."""
+    state: Snapshot = {}
+    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        state[key] = (await redis.dump(key), await redis.pttl(key) >= 0)
+    return state

@@ -1,8 +1,8 @@
 """Recorded forge payloads and the headers a real delivery of each carries, for the webhook tests.
 
-The payloads live in the shared fixtures beside the repository (``<repo>/../shared``), in CI as
-on a workstation. Signatures are computed here with the standard library, independently of the
-code under test, over the exact bytes of each file.
+The payloads are in the repository, in ``tests/fixtures/webhooks`` (their SOURCES.md says where
+each one was copied from). Signatures are computed here with the standard library, independently
+of the code under test, over the exact bytes of each file.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
-from pathlib import Path
 from typing import Any, Literal
 
 from raibid_api.config import WebhookSettings
 from raibid_api.webhooks.events import Ignored, IgnoreReason, WebhookEvent
 from raibid_api.webhooks.registry import ADAPTERS
+from tests.support.paths import WEBHOOK_FIXTURES
 
 Forge = Literal["gitea", "forgejo", "github"]
 
@@ -23,20 +23,8 @@ SECRET = "webhook-test-secret-one"
 OTHER_SECRET = "webhook-test-secret-two"
 
 
-def find_fixtures_dir() -> Path:
-    """``<repo>/../shared/fixtures/webhooks``, where ``<repo>`` holds ``pyproject.toml``."""
-    for directory in Path(__file__).resolve().parents:
-        if (directory / "pyproject.toml").is_file():
-            fixtures = directory.parent / "shared" / "fixtures" / "webhooks"
-            if not fixtures.is_dir():
-                raise FileNotFoundError(f"no webhook fixtures at {fixtures}")
-            return fixtures
-    raise FileNotFoundError("no pyproject.toml above the tests: cannot locate the repository")
-
-
-FIXTURES_DIR = find_fixtures_dir()
 FIXTURE_FILES = sorted(
-    path.relative_to(FIXTURES_DIR).as_posix() for path in FIXTURES_DIR.rglob("*.json")
+    path.relative_to(WEBHOOK_FIXTURES).as_posix() for path in WEBHOOK_FIXTURES.rglob("*.json")
 )
 
 # Event header `E` and exact event type `T` of each fixture, from the fixtures' SOURCES.md.
@@ -60,7 +48,7 @@ GITHUB_EVENTS: dict[str, str] = {
 
 def fixture_bytes(name: str) -> bytes:
     """The fixture file's exact bytes."""
-    return (FIXTURES_DIR / name).read_bytes()
+    return (WEBHOOK_FIXTURES / name).read_bytes()
 
 
 def hex_hmac(secret: str, body: bytes, digest: str = "sha256") -> str:

@@ -1,13 +1,13 @@
 """The pieces of the agent end-to-end tests: a `serve` process, agent processes, jobs over HTTP.
 
 Everything is real: the server is `python -m raibid_api serve` with its embedded Redis in a
-temporary folder, agents are `python -m raibid_api agent` processes (or the recording agent beside
-this module), and repositories are bare git repositories on disk cloned over ``file://``.
+temporary folder, agents are `python -m raibid_api agent` processes (or
+`tests.support.recording_agent`), and repositories are bare git repositories on disk cloned over
+``file://``.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +21,9 @@ import pytest
 import yaml
 
 from raibid_api.embedded import free_port
-from tests.conftest import REPO_ROOT, eventually
+from tests.support.paths import REPO_ROOT
+from tests.support.polling import eventually_sync
+from tests.support.processes import children_of, clean_env, is_running, read_pid
 
 WRITE_TOKEN = "agents-e2e-writer-token-0123456789"
 AGENT_TOKEN = "agents-e2e-agent-token-0123456789"
@@ -34,50 +36,6 @@ TERMINAL = frozenset({"success", "failed", "cancelled"})
 def pipeline(*steps: dict[str, Any]) -> dict[str, str]:
     """The files of a repository whose `.raibid.yml` runs ``steps``."""
     return {".raibid.yml": yaml.safe_dump({"steps": list(steps)})}
-
-
-def clean_env() -> dict[str, str]:
-    """This process's environment without any ``RAIBID_*`` setting that could leak in."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("RAIBID_")}
-
-
-def is_running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (not gone, not a zombie waiting to be reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
-
-
-def children_of(pid: int) -> list[int]:
-    """The live child processes of ``pid``."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return [child for child in found if is_running(child)]
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid a step wrote to ``path``, once it wrote all of it."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    return int(text) if text.endswith("\n") else None
-
-
-def kill_group_of(pid: int | None) -> None:
-    """SIGKILL the process group a step started as ``pid`` leads, if it still exists."""
-    if pid is None:
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
 
 
 @dataclass
@@ -194,7 +152,9 @@ class Server:
 
     def wait_until_ended(self, job_id: str, within: float = 20.0) -> dict[str, Any]:
         """The job once it reached a terminal status."""
-        eventually(lambda: self.job(job_id)["status"] in TERMINAL, within, f"job {job_id} to end")
+        eventually_sync(
+            lambda: self.job(job_id)["status"] in TERMINAL, within, f"job {job_id} to end"
+        )
         return self.job(job_id)
 
     def log(self, job_id: str) -> list[str]:
@@ -239,7 +199,7 @@ def start_server(folder: Path, **sections: Any) -> Server:
     url = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=url, headers=WRITE, timeout=10.0)
     server = Server(process, url, http, folder)
-    eventually(lambda: answers_health(server), START_TIMEOUT, "the server to answer /health")
+    eventually_sync(lambda: answers_health(server), START_TIMEOUT, "the server to answer /health")
     return server
 
 
@@ -252,7 +212,7 @@ def stop_server(server: Server) -> None:
 
 def wait_for_pid(path: Path, within: float = 15.0) -> int:
     """The pid a step writes to ``path``, waiting for it."""
-    eventually(lambda: read_pid(path) is not None, within, f"a step to write {path.name}")
+    eventually_sync(lambda: read_pid(path) is not None, within, f"a step to write {path.name}")
     pid = read_pid(path)
     assert pid is not None
     return pid
@@ -274,5 +234,5 @@ def local_agents(server: Server) -> list[int]:
 def wait_until_gone(pids: list[int], within: float) -> float:
     """Seconds until every one of ``pids`` is gone; fails after ``within``."""
     started = time.monotonic()
-    eventually(lambda: not any(is_running(pid) for pid in pids), within, f"{pids} to be gone")
+    eventually_sync(lambda: not any(is_running(pid) for pid in pids), within, f"{pids} to be gone")
     return time.monotonic() - started

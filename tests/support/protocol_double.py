@@ -1,9 +1,10 @@
-"""Test helpers of the agent tests: real git repositories, a protocol double server, waiting.
+"""A double of the server side of the agent protocol, and a line sink, for the agent's tests.
 
 `ProtocolDouble` is a small HTTP/1.1 server on a loopback port implementing the agent protocol of
-DESIGN §6 with the log-offset semantics (skip lines already held, 409 with the expected offset on a
-gap). It can crash after storing a batch without answering, refuse connections while "down", and
-come back on the same port with its state intact, as a restarted replica over Redis would.
+docs/architecture.md with the log-offset semantics (skip lines already held, 409 with the expected
+offset on a gap). It can crash after storing a batch without answering, refuse connections while
+"down", and come back on the same port with its state intact, as a restarted replica over Redis
+would.
 """
 
 from __future__ import annotations
@@ -11,84 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
-
-
-async def eventually(check: Callable[[], bool], within: float = 5.0, what: str = "") -> None:
-    """Wait until ``check()`` holds, polling; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s: {what}")
-        await asyncio.sleep(0.005)
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` with a fixed identity; its stdout, stripped."""
-    env = {**os.environ, **GIT_IDENTITY}
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
-@dataclass
-class GitRemote:
-    """A bare repository (the "forge") and a work tree pushing to it."""
-
-    bare: Path
-    work: Path
-    commits: list[str] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        """A ``file://`` URL, so git uses its transport (and honours ``--depth``)."""
-        return self.bare.as_uri()
-
-    def commit(self, files: dict[str, str], message: str = "change") -> str:
-        """Write ``files``, commit, push to ``main``; the new commit's sha."""
-        for name, text in files.items():
-            path = self.work / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        git(self.work, "add", "--all")
-        git(self.work, "commit", "--quiet", "--allow-empty", "-m", message)
-        git(self.work, "push", "--quiet", "origin", "HEAD:refs/heads/main")
-        sha = git(self.work, "rev-parse", "HEAD")
-        self.commits.append(sha)
-        return sha
-
-
-def make_remote(root: Path) -> GitRemote:
-    """An empty bare repository under ``root`` with a work tree wired to it."""
-    bare, work = root / "remote.git", root / "work"
-    bare.mkdir(parents=True)
-    work.mkdir()
-    git(bare, "init", "--quiet", "--bare")
-    git(work, "init", "--quiet")
-    git(work, "remote", "add", "origin", str(bare))
-    return GitRemote(bare, work)
-
-
-def make_job(remote: GitRemote, commit: str | None, job_id: str = "job-1") -> dict[str, Any]:
-    """A Job JSON (DESIGN §4) with the fields the agent reads."""
-    return {"id": job_id, "status": "running", "repo": "acme/app", "clone_url": remote.url,
-            "ref": "refs/heads/main", "branch": "main", "tag": None, "commit": commit,
-            "event": "push", "attempt": 1}  # fmt: skip
 
 
 @dataclass
@@ -280,12 +208,3 @@ class LineCollector:
     def lines(self, stream: str | None = None) -> list[str]:
         """The lines, of one stream or all."""
         return [line for s, line in self.entries if stream is None or s == stream]
-
-
-def process_is_gone(pid: int) -> bool:
-    """Whether ``pid`` no longer runs; a zombie (dead, waiting for a reaper) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat[stat.rfind(")") + 2] in "ZX"

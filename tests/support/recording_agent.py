@@ -1,6 +1,6 @@
 """The reference agent as a process of its own, writing down each job token it is handed.
 
-``python -m tests.e2e.agents.recording_agent SERVER TOKEN AGENT_ID WORKSPACE RECORD`` runs
+``python -m tests.support.recording_agent SERVER TOKEN AGENT_ID WORKSPACE RECORD`` runs
 `run_agent` exactly as ``raibid-api agent`` does, through an HTTP transport that appends
 ``{"job_id", "token"}`` of every claimed job to RECORD: a test that kills the agent can then make
 the calls a late agent would make, with the token that agent held.

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.integration.dispatch.kube_objects import (
+from tests.support.kube_objects import (
     NAMESPACE_MISMATCH,
     NOW,
     Obj,
@@ -45,6 +45,7 @@ from tests.integration.dispatch.kube_objects import (
     with_defaults,
     write_kubeconfig,
 )
+from tests.support.polling import eventually
 
 
 @dataclass
@@ -248,9 +249,7 @@ class KubeDouble:
         )
         server = _Server(config)
         task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(5):
-            while not server.started:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: server.started, 5, "the Kubernetes API double to start")
         self.port = server.servers[0].sockets[0].getsockname()[1]
         try:
             yield self

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from tests.unit.webhooks.webhook_samples import (
+from tests.support.webhook_samples import (
     SECRET,
     Forge,
     delivery_headers,

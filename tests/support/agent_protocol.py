@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +13,9 @@ from fastapi import FastAPI
 
 from raibid_api.jobs.reaper import Reaper
 from raibid_api.storage.keys import GROUP, Keys
-from tests.conftest import RawRedis
-from tests.factories import ManualClock
+from tests.support.aliases import RawRedis
+from tests.support.factories import ManualClock
+from tests.support.polling import eventually
 
 READ_TOKEN = "reader-token-0123456789"
 WRITE_TOKEN = "writer-token-0123456789"
@@ -43,7 +42,7 @@ AGENT = bearer(AGENT_TOKEN)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Check that ``response`` is DESIGN.md's JSON error body with ``status`` and ``code``."""
+    """Check that ``response`` is the JSON error body (docs/api.md) with ``status`` and ``code``."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
@@ -129,10 +128,11 @@ class ProtocolApp:
 
     async def until_a_claim_waits(self) -> None:
         """Wait until a claim's long poll is blocked in Redis, failing after 5 s."""
-        deadline = time.monotonic() + 5
-        while not await self.blocked_claims():
-            assert time.monotonic() < deadline, "no claim ever waited in Redis"
-            await asyncio.sleep(0.01)
+
+        async def waiting() -> bool:
+            return await self.blocked_claims() > 0
+
+        await eventually(waiting, 5, "a claim to wait in Redis")
 
     async def trigger_and_claim(self, agent_id: str = "agent-1") -> Held:
         """A job held by ``agent_id``."""
@@ -223,3 +223,7 @@ class ProtocolApp:
     def expire_lease(self) -> None:
         """Move the clock past every lease handed out so far."""
         self.clock.advance(LEASE_SECONDS + 1)
+
+
+# ``async with start_protocol(max_attempts=1): ...``: the app with these ``jobs`` settings
+ProtocolFactory = Callable[..., AbstractAsyncContextManager[ProtocolApp]]

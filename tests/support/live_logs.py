@@ -8,14 +8,12 @@ app's state (its fan-out) at hand.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from httpx_sse import ServerSentEvent, aconnect_sse
 
@@ -25,7 +23,8 @@ from raibid_api.config import Settings
 from raibid_api.embedded import free_port
 from raibid_api.logs.fanout import LogFanout
 from raibid_api.storage.keys import Keys
-from tests.conftest import RawRedis
+from tests.support.aliases import RawRedis
+from tests.support.polling import eventually
 
 READ_TOKEN = "reader-token-0123456789"
 WRITE_TOKEN = "writer-token-0123456789"
@@ -39,15 +38,6 @@ READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 STREAM_TIMEOUT = 10.0
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0, what: str = "it") -> None:
-    """Yield to the event loop until ``check`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 CLAIM_NOTE = "[raibid] attempt 1 started on agent agent-1"
@@ -179,3 +169,7 @@ async def read_events(events: AsyncIterator[ServerSentEvent], count: int) -> lis
         while len(received) < count:
             received.append(await anext(events))
     return received
+
+
+# ``async with start_server(logs={...}) as server``: the app with these settings sections
+ServerFactory = Callable[..., AbstractAsyncContextManager[LiveServer]]

@@ -17,7 +17,8 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.support.paths import REPO_ROOT
+
 DEPLOY = REPO_ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 FLUX = DEPLOY / "flux"
