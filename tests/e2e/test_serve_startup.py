@@ -184,6 +184,15 @@ def test_no_ready_banner_when_the_app_cannot_start(tmp_path: Path) -> None:
     assert "raibid-api ready" not in result.stdout + result.stderr
 
 
+def test_the_embedded_redis_comes_from_the_configured_binary(tmp_path: Path) -> None:
+    env = clean_env() | {"RAIBID_REDIS__BINARY": str(tmp_path / "no-such-redis-server")}
+    config = write_config(tmp_path, tmp_path / "redis")
+    result = raibid_api("serve", "--config", str(config), "--port", "0", env=env)
+    assert result.returncode == 3
+    assert f"redis.binary: {tmp_path / 'no-such-redis-server'} does not exist" in result.stderr
+    assert "raibid-api ready" not in result.stdout + result.stderr
+
+
 def test_a_second_server_on_the_same_data_folder_is_refused(
     serve_free_port: Launch, tmp_path: Path
 ) -> None:
