@@ -19,9 +19,9 @@ from raibid_api.agent.worker import run_agent
 from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
-from raibid_api.api.hot import HotRoutes
 from raibid_api.api.limits import BodyLimitMiddleware
 from raibid_api.api.routes import agent, health, jobs, logs, webhooks
+from raibid_api.api.routing import include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
 from raibid_api.domain.jobs import SystemClock
@@ -52,7 +52,7 @@ from raibid_api.webhooks.spool import DeliverySpool
 from raibid_api.webhooks.supersede import AutoCancel
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router, logs.router, agent.router, webhooks.router)
+API_ROUTERS = (jobs.router, logs.router, agent.router)
 LOCAL_AGENT = "local-agent"
 
 
@@ -229,19 +229,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    for router in API_ROUTERS:
-        app.include_router(router)
-        # the original raibid CLI calls the same routes under /api
-        app.include_router(router, prefix="/api", include_in_schema=False)
-    hot = [*jobs.HOT_ROUTES, *webhooks.HOT_ROUTES]
-    # served by `HotRoutes`; in the router too, which answers another method on their paths
-    # with a 405 naming the methods they take
-    app.router.routes[:0] = hot
-    app.add_middleware(HotRoutes, routes=hot)
+    include_routes(app, API_ROUTERS, webhooks.router)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.server.max_body_bytes,
-        limits={"/webhook": settings.webhooks.max_body_bytes},
+        limits=dict.fromkeys(
+            (webhooks.receive_webhook, webhooks.explain_webhook), settings.webhooks.max_body_bytes
+        ),
     )
     app.add_middleware(
         RequestContextMiddleware,
