@@ -12,7 +12,7 @@ from starlette.responses import Response
 from raibid_api.api.deps import JobServiceDep, ReadPrincipal, WritePrincipal, state_of
 from raibid_api.api.routing import DirectRoute
 from raibid_api.api.schemas import CancelIn, ErrorOut, JobOut, JobPageOut, ManualTriggerIn
-from raibid_api.domain.jobs import JobEvent, JobFilter, JobStatus, parse_job_id
+from raibid_api.domain.jobs import REPO_PATTERN, JobEvent, JobFilter, JobStatus, parse_job_id
 from raibid_api.jobs.service import ManualTrigger
 
 router = APIRouter(tags=["jobs"])
@@ -32,7 +32,9 @@ async def list_jobs(
     jobs: JobServiceDep,
     _: ReadPrincipal,
     status: JobStatus | None = None,
-    repo: Annotated[str | None, Query(max_length=200, description="owner/name")] = None,
+    repo: Annotated[
+        str | None, Query(max_length=200, pattern=REPO_PATTERN.pattern, description="owner/name")
+    ] = None,
     branch: Annotated[str | None, Query(max_length=255)] = None,
     event: JobEvent | None = None,
     since: Annotated[

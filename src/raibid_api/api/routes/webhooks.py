@@ -19,6 +19,7 @@ from starlette.responses import Response
 from raibid_api.api.deps import ReadPrincipal, WebhookIntakeDep, WritePrincipal, state_of
 from raibid_api.api.routing import DirectRoute
 from raibid_api.api.schemas import ErrorOut
+from raibid_api.domain.jobs import REPO_PATTERN
 from raibid_api.errors import PayloadTooLargeError
 from raibid_api.webhooks.explain import explain_delivery
 from raibid_api.webhooks.journal import Decision, JournalQuery
@@ -181,7 +182,9 @@ async def list_deliveries(
     _: ReadPrincipal,
     forge: Literal["gitea", "forgejo", "github"] | None = None,
     decision: Decision | None = None,
-    repo: Annotated[str | None, Query(max_length=200, description="owner/name")] = None,
+    repo: Annotated[
+        str | None, Query(max_length=200, pattern=REPO_PATTERN.pattern, description="owner/name")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
