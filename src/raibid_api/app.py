@@ -13,6 +13,7 @@ import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
+from fastapi_offline import FastAPIOffline
 
 from raibid_api import __version__
 from raibid_api.agent.worker import run_agent
@@ -216,7 +217,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> FastAPI:
     """The ASGI application for ``settings``; nothing connects until its lifespan starts."""
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the package's own copy, not from a CDN:
+    # clusters often have no way out to the internet
+    app = FastAPIOffline(
+        static_url="/docs/static",
         title="raibid-api",
         version=__version__,
         description="Orchestration server of raibid-ci: webhooks in, jobs on a Redis Stream, "
