@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from tests.integration.api.client import READ, assert_error
+from tests.integration.api.client import READ, WRITE, assert_error, trigger_body
 
 ASSET_TYPES = {
     ".css": "text/css",
@@ -50,3 +50,18 @@ async def test_docs_pages_load_every_asset_from_this_server(
         expected = ASSET_TYPES["." + url.rsplit(".", 1)[-1]]
         assert asset.headers["content-type"].startswith(expected), (url, asset.headers)
         assert asset.content, url
+
+
+@pytest.mark.parametrize("base", ["", "/api"])
+async def test_job_route_answers_head_and_names_its_methods_under_every_alias(
+    client: httpx.AsyncClient, base: str
+) -> None:
+    job = (await client.post("/jobs", headers=WRITE, json=trigger_body())).json()
+    path = f"{base}/jobs/{job['id']}"
+
+    head = await client.head(path, headers=READ)
+    wrong = await client.put(path, headers=WRITE)
+
+    assert (head.status_code, head.content) == (200, b"")
+    assert_error(wrong, 405, "method_not_allowed")
+    assert set(wrong.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.integration.api.client import READ, assert_error
+from tests.integration.api.client import READ, WRITE, assert_error
 from tests.integration.webhooks.conftest import SettingsFactory, serving
 from tests.integration.webhooks.deliveries import headers_for, job_state, push_body, sha
 
@@ -86,3 +86,17 @@ async def test_journal_refuses_a_repo_without_its_owner_on_every_alias(
 
     error = assert_error(answer, 422, "validation_error")
     assert [problem["loc"] for problem in error["problems"]] == [["query", "repo"]]
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+async def test_explain_takes_the_webhook_limit_on_every_alias(
+    client: httpx.AsyncClient, alias: str
+) -> None:
+    payload = push_body(sha(20), message="m" * 1_500_000).decode()
+    request = {"headers": headers_for(payload.encode()), "payload": payload}
+
+    answer = await client.post(f"{alias}/gitea/explain", json=request, headers=WRITE)
+
+    assert len(answer.request.content) > SERVER_LIMIT
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["forge"] == "gitea"
