@@ -12,15 +12,16 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
+from fastapi_offline import FastAPIOffline
 
 from raibid_api import __version__
 from raibid_api.agent.local import LocalAgentProcess, LocalAgentSpec
 from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
-from raibid_api.api.hot import HotRoutes
 from raibid_api.api.limits import BodyLimitMiddleware
 from raibid_api.api.routes import agent, health, jobs, logs, webhooks
+from raibid_api.api.routing import include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
 from raibid_api.domain.jobs import SystemClock
@@ -51,7 +52,7 @@ from raibid_api.webhooks.spool import DeliverySpool
 from raibid_api.webhooks.supersede import AutoCancel
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router, logs.router, agent.router, webhooks.router)
+API_ROUTERS = (jobs.router, logs.router, agent.router)
 LOCAL_AGENT = "local-agent"
 
 
@@ -225,7 +226,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> FastAPI:
     """The ASGI application for ``settings``; nothing connects until its lifespan starts."""
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the package's own copy, not from a CDN:
+    # clusters often have no way out to the internet
+    app = FastAPIOffline(
+        static_url="/docs/static",
         title="raibid-api",
         version=__version__,
         description="Orchestration server of raibid-ci: webhooks in, jobs on a Redis Stream, "
@@ -238,19 +242,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    for router in API_ROUTERS:
-        app.include_router(router)
-        # the original raibid CLI calls the same routes under /api
-        app.include_router(router, prefix="/api", include_in_schema=False)
-    hot = [*jobs.HOT_ROUTES, *webhooks.HOT_ROUTES]
-    # served by `HotRoutes`; in the router too, which answers another method on their paths
-    # with a 405 naming the methods they take
-    app.router.routes[:0] = hot
-    app.add_middleware(HotRoutes, routes=hot)
+    include_routes(app, API_ROUTERS, webhooks.router)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.server.max_body_bytes,
-        limits={"/webhook": settings.webhooks.max_body_bytes},
+        limits=dict.fromkeys(
+            (webhooks.receive_webhook, webhooks.explain_webhook), settings.webhooks.max_body_bytes
+        ),
     )
     app.add_middleware(
         RequestContextMiddleware,

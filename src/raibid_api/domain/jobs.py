@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any, NewType, Protocol
 from raibid_api.errors import InvalidJobIdError
 
 JobId = NewType("JobId", str)
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+"""A repository's ``owner/name``, as jobs and deliveries name it."""
 Job = dict[str, Any]
 """A job as JSON (docs/architecture.md): what `GET /jobs/{id}` returns and the queue carries."""
 

@@ -12,6 +12,7 @@ import orjson
 
 from raibid_api.domain.jobs import (
     JOB_FIELDS,
+    REPO_PATTERN,
     AttemptGuard,
     Clock,
     Delivery,
@@ -38,7 +39,6 @@ from raibid_api.storage.codec import decode_job
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.scripts import CreateOutcome
 
-REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 COMMIT_PATTERN = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _CONFLICT_RETRIES = 5
 

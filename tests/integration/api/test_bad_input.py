@@ -370,8 +370,13 @@ async def test_cursor_is_refused_for_filters_that_only_look_alike(
     for _ in range(2):
         await client.post("/jobs", headers=WRITE, json=trigger_body(branch="a|b"))
     cursor = await cursor_for(client, repo="acme/widgets", branch="a|b")
+    # a repo holding the separator is no owner/name: refused before the cursor is read
     response = await client.get(
         "/jobs", headers=READ, params={"cursor": cursor, "repo": "acme/widgets|a", "branch": "b"}
+    )
+    assert_error(response, 422, "validation_error")
+    response = await client.get(
+        "/jobs", headers=READ, params={"cursor": cursor, "repo": "acme/widgets", "branch": "a"}
     )
     assert_error(response, 400, "invalid_cursor")
 

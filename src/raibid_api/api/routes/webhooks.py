@@ -1,7 +1,8 @@
 """The webhook intake over HTTP: forge deliveries in, the delivery journal and ``explain``.
 
 Thin: each route reads the request, hands it to `WebhookIntake`, and renders what comes back.
-``/webhooks/...`` serves the same routes (an alias kept out of the OpenAPI document).
+The paths are declared below the webhook prefix, which `raibid_api.api.routing` adds with its
+aliases (``/webhook/{forge}``, ``/webhooks/{forge}``, ...).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Route
 
 from raibid_api.api.deps import ReadPrincipal, WebhookIntakeDep, WritePrincipal, state_of
+from raibid_api.api.routing import DirectRoute
 from raibid_api.api.schemas import ErrorOut
+from raibid_api.domain.jobs import REPO_PATTERN
 from raibid_api.errors import PayloadTooLargeError
 from raibid_api.webhooks.explain import explain_delivery
 from raibid_api.webhooks.journal import Decision, JournalQuery
@@ -144,31 +146,10 @@ def _request_headers(request: Request) -> dict[str, str]:
     return {name.lower(): value for name, value in request.headers.items()}
 
 
-@router.post(
-    "/webhook/{forge}",
-    status_code=202,
-    responses={
-        202: {"model": WebhookJobOut | WebhookSpooledOut, "description": "a new job, or spooled"},
-        200: {"model": WebhookJobOut | WebhookIgnoredOut, "description": "duplicate or ignored"},
-        **_ERRORS,
-    },
-    openapi_extra=_DELIVERY_BODY,
-    summary="Receive a forge webhook",
-)
-async def receive_webhook(forge: str, request: Request) -> Response:
+async def receive_webhook(request: Request, forge: str) -> Response:
     """A push, tag or pull request delivery from Gitea, Forgejo or GitHub, HMAC-signed."""
-    return await deliver(request)
-
-
-async def deliver(request: Request) -> Response:
-    """`POST /webhook/{forge}`, the hottest write: read the body, hand it to the intake, answer.
-
-    `HOT_ROUTES` serve it ahead of the framework's router (`raibid_api.api.hot`), whose layers
-    cost a large part of a delivery; `receive_webhook` stays as the documented route and
-    answers the same way. Errors take the app's handlers either way.
-    """
+    # the hottest write: read the body, hand it to the intake, answer (a `DirectRoute`)
     intake = state_of(request).intake
-    forge = request.path_params["forge"]
     headers = _request_headers(request)
     source = request.client.host if request.client is not None else "unknown"
     try:
@@ -182,15 +163,20 @@ async def deliver(request: Request) -> Response:
     return _answer(await intake.receive(forge, headers, body, source))
 
 
-HOT_ROUTES = [
-    Route(path, deliver, methods=["POST"], include_in_schema=False)
-    for path in ("/webhook/{forge}", "/webhooks/{forge}", "/api/webhook/{forge}",
-                 "/api/webhooks/{forge}")
-]  # fmt: skip
+router.add_api_route(
+    "/{forge}", receive_webhook, methods=["POST"], status_code=202,
+    responses={
+        202: {"model": WebhookJobOut | WebhookSpooledOut, "description": "a new job, or spooled"},
+        200: {"model": WebhookJobOut | WebhookIgnoredOut, "description": "duplicate or ignored"},
+        **_ERRORS,
+    },
+    openapi_extra=_DELIVERY_BODY, summary="Receive a forge webhook",
+    route_class_override=DirectRoute,
+)  # fmt: skip
 
 
 @router.get(
-    "/webhook/deliveries",
+    "/deliveries",
     response_model=DeliveryPageOut,
     responses=_ERRORS,
     summary="List webhook deliveries",
@@ -200,7 +186,9 @@ async def list_deliveries(
     _: ReadPrincipal,
     forge: Literal["gitea", "forgejo", "github"] | None = None,
     decision: Decision | None = None,
-    repo: Annotated[str | None, Query(max_length=200, description="owner/name")] = None,
+    repo: Annotated[
+        str | None, Query(max_length=200, pattern=REPO_PATTERN.pattern, description="owner/name")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
@@ -211,7 +199,7 @@ async def list_deliveries(
 
 
 @router.post(
-    "/webhook/{forge}/explain",
+    "/{forge}/explain",
     response_model=ExplanationOut,
     responses=_ERRORS,
     summary="Explain a webhook delivery",
@@ -230,11 +218,3 @@ async def explain_webhook(
         raw = text.encode("utf-8", "surrogatepass")
     explanation = await explain_delivery(intake, forge, headers, raw)
     return _json(explanation.to_json())
-
-
-for _path, _endpoint, _method in (
-    ("/webhooks/deliveries", list_deliveries, "GET"),
-    ("/webhooks/{forge}/explain", explain_webhook, "POST"),
-    ("/webhooks/{forge}", receive_webhook, "POST"),
-):
-    router.add_api_route(_path, _endpoint, methods=[_method], include_in_schema=False)
