@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from tests.integration.api.client import READ, WRITE, assert_error, trigger_body
+from tests.support.api import READ, WRITE, assert_error, trigger_body
 
 ASSET_TYPES = {
     ".css": "text/css",

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.integration.api.client import READ, WRITE, assert_error
-from tests.integration.webhooks.conftest import SettingsFactory, serving
-from tests.integration.webhooks.deliveries import headers_for, job_state, push_body, sha
+from tests.support.aliases import SettingsFactory
+from tests.support.api import READ, WRITE, assert_error
+from tests.support.webhook_app import serving
+from tests.support.webhook_deliveries import headers_for, job_state, push_body, sha
 
 ALIASES = ["/webhook", "/webhooks", "/api/webhook", "/api/webhooks"]
 WEBHOOK_LIMIT = 3_000_000
