@@ -21,7 +21,7 @@ from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
 from raibid_api.api.routes import agent, health, jobs, logs, webhooks
-from raibid_api.api.routing import include_routes
+from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
 from raibid_api.domain.jobs import SystemClock
@@ -242,7 +242,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    include_routes(app, API_ROUTERS, webhooks.router)
+    app.add_middleware(DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router))
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.server.max_body_bytes,
