@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from bench.common import REPO_ROOT
 
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "webhooks"
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "webhooks"  # the recorded payloads the tests use
 
 
 @dataclass(frozen=True)
