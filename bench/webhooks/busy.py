@@ -1,7 +1,7 @@
 """The webhook intake while the built-in agents build: a build must not slow the intake down.
 
     .venv/bin/python -m bench.webhooks.busy [--seconds 6] [--rounds 3] [--agents 2]
-        [--connections 16]
+        [--burst 50] [--connections 16]
 
 Two raibid-api servers on one redis-server (each under its own key prefix), in alternating
 closed-loop rounds as in `bench.webhooks.run`:
@@ -38,22 +38,22 @@ from raibid_api.storage.keys import Keys
 
 WRITE_TOKEN = "bench-write-token-0123456789abcdef"  # noqa: S105  (a throwaway token of the bench)
 BUSY_PREFIX = "bench-busy"
-# ~1,000 lines a second: 50 lines, then 50 ms of sleep
+# ``burst`` lines, then 50 ms of sleep, for ever
 PIPELINE = """steps:
   - name: print
     run: |
       i=0
       while :; do
         i=$((i+1)); echo "line $i of a build that prints steadily"
-        if [ $((i % 50)) -eq 0 ]; then sleep 0.05; fi
+        if [ $((i % {burst})) -eq 0 ]; then sleep 0.05; fi
       done
 """
 
 
-def make_repository(root: Path) -> str:
+def make_repository(root: Path, burst: int) -> str:
     """A git repository whose pipeline prints until cancelled; its clone URL."""
     root.mkdir(parents=True)
-    (root / ".raibid.yml").write_text(PIPELINE)
+    (root / ".raibid.yml").write_text(PIPELINE.replace("{burst}", str(burst)))
     env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
            "PATH": "/usr/bin:/bin"}  # fmt: skip
@@ -95,9 +95,9 @@ def cancel_builds(server: Server, ids: list[str]) -> None:
 
 
 def log_lines(redis: Redis, ids: list[str]) -> int:
-    """Entries in the builds' event streams so far."""
+    """Entries ever added to the builds' event streams (XLEN stops growing at its MAXLEN)."""
     keys = Keys(BUSY_PREFIX)
-    return sum(int(redis.xlen(keys.events(job_id))) for job_id in ids)
+    return sum(int(redis.xinfo_stream(keys.events(job_id))["entries-added"]) for job_id in ids)
 
 
 async def rounds(
@@ -132,13 +132,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--agents", type=int, default=2)
+    parser.add_argument("--burst", type=int, default=50, help="lines a step prints per 50 ms")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-busy-"))
     redis_server = EmbeddedRedis(workdir / "redis", appendonly=True).start()
     redis = Redis.from_url(redis_server.url)
     servers: list[Server] = []
     try:
-        clone_url = make_repository(workdir / "repo")
+        clone_url = make_repository(workdir / "repo", args.burst)
         servers.append(start_raibid(redis_server.url, workdir, "info", name="idle",
                                     prefix="bench-idle"))  # fmt: skip
         busy = {
@@ -169,7 +170,8 @@ def _report(
     args: argparse.Namespace, found: dict[str, list[tuple[float, float, float, int]]]
 ) -> None:
     print("machine:", ", ".join(f"{k}: {v}" for k, v in machine_summary().items()))
-    print(f"{args.agents} built-in agents building in `busy`; connections {args.connections}, "
+    print(f"{args.agents} built-in agents building in `busy` ({args.burst} lines per 50 ms each); "
+          f"connections {args.connections}, "
           f"{args.rounds} rounds of {args.seconds:g} s each\n")  # fmt: skip
     rows = []
     for name, samples in found.items():
