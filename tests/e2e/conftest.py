@@ -36,7 +36,17 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
 
     def start(data_dir: Path) -> Server:
         port = free_port()
-        server = launch_server(tmp_path, write_config(tmp_path, port, data_dir), port)
+        server = launch_server(
+            tmp_path,
+            write_config(
+                tmp_path,
+                data_dir,
+                host="127.0.0.1",
+                port=port,
+                public_url=f"http://127.0.0.1:{port}",
+            ),
+            port,
+        )
         started.append(server)
         return server
 

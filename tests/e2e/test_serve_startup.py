@@ -11,51 +11,28 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 import pytest
-import yaml
 
 from tests.support.polling import eventually_sync
 from tests.support.processes import clean_env, is_running
 from tests.support.server_process import (
     READ,
-    READ_TOKEN,
     START_TIMEOUT,
     TRIGGER,
     WRITE,
-    WRITE_TOKEN,
     Server,
     raibid_api,
     stop_cleanly,
+    write_config,
 )
 
 pytestmark = pytest.mark.e2e
 
 READY = re.compile(r"^raibid-api ready, listening on http://(\S+):(\d+)$", re.MULTILINE)
 IN_USE = "address already in use (is another raibid-api running? use --port)"
-
-
-def write_config(folder: Path, data_dir: Path, **server: Any) -> Path:
-    """A configuration with an embedded Redis in ``data_dir``; ``server`` keys as given (none:
-    the defaults, 127.0.0.1:8080 and no public_url)."""
-    config = {
-        "server": server,
-        "redis": {"url": None, "data_dir": str(data_dir)},
-        "auth": {
-            "tokens": [
-                {"name": "writer", "scopes": ["read", "write"], "value": WRITE_TOKEN},
-                {"name": "reader", "scopes": ["read"], "value": READ_TOKEN},
-            ]
-        },
-        "webhooks": {"spool_dir": str(folder / "spool")},
-        "dispatch": {"mode": "none"},
-        "logging": {"level": "info", "format": "json"},
-    }
-    path = folder / f"config-{len(list(folder.glob('config-*')))}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def ready_port(server: Server) -> int | None:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -59,11 +60,11 @@ class Server:
             pytest.fail(f"server ignored SIGTERM for {timeout}s:\n{self.output()}")
 
 
-def write_config(folder: Path, port: int, data_dir: Path) -> Path:
-    """A configuration for a server on ``port`` with an embedded Redis keeping data in
-    ``data_dir``."""
+def write_config(folder: Path, data_dir: Path, **server: Any) -> Path:
+    """A configuration with an embedded Redis keeping data in ``data_dir``, the e2e tokens, and
+    ``server`` keys as given (none: the defaults, 127.0.0.1:8080 and no public_url)."""
     config = {
-        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "server": server,
         "redis": {"url": None, "data_dir": str(data_dir)},
         "auth": {
             "tokens": [
@@ -73,10 +74,10 @@ def write_config(folder: Path, port: int, data_dir: Path) -> Path:
         },
         "webhooks": {"spool_dir": str(folder / "spool")},
         "dispatch": {"mode": "none"},
-        # info, so the log shows uvicorn's shutdown steps
+        # info, so the log shows uvicorn's start-up and shutdown steps
         "logging": {"level": "info", "format": "json"},
     }
-    path = folder / f"config-{port}.yaml"
+    path = folder / f"config-{len(list(folder.glob('config-*')))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
