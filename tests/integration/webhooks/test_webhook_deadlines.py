@@ -8,14 +8,13 @@ deadline shorter than the stall, one longer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
 
 from redis.asyncio import Redis
 
 from raibid_api.embedded import EmbeddedRedis
 from tests.support.aliases import SettingsFactory
+from tests.support.logs import LogEvents
 from tests.support.polling import eventually
 from tests.support.webhook_app import jobs_by_delivery, serving, spooled
 from tests.support.webhook_deliveries import deliver, push_body, sha
@@ -69,7 +68,7 @@ async def test_a_store_deadline_longer_than_a_stall_stores_the_delivery(
 async def test_a_rate_limit_deadline_shorter_than_a_stall_lets_the_delivery_in(
     own_redis: EmbeddedRedis,
     settings_for: SettingsFactory,
-    captured_logs: list[MutableMapping[str, Any]],
+    captured_logs: LogEvents,
 ) -> None:
     headers, ping = fixture_delivery("github", "github/ping-1.json")
     settings = settings_for(
@@ -88,7 +87,7 @@ async def test_a_rate_limit_deadline_shorter_than_a_stall_lets_the_delivery_in(
 async def test_a_rate_limit_deadline_longer_than_a_stall_enforces_the_limit(
     own_redis: EmbeddedRedis,
     settings_for: SettingsFactory,
-    captured_logs: list[MutableMapping[str, Any]],
+    captured_logs: LogEvents,
 ) -> None:
     headers, ping = fixture_delivery("github", "github/ping-1.json")
     settings = settings_for(
