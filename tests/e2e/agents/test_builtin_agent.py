@@ -42,11 +42,15 @@ def test_the_built_in_agent_is_a_child_restarted_after_a_crash_and_stopped_with_
         command_line = Path(f"/proc/{first}/cmdline").read_bytes().decode(errors="replace")
 
         os.kill(first, signal.SIGKILL)
-        eventually_sync(
-            lambda: bool(local_agents(server)) and local_agents(server) != [first], 20,
-            "the built-in agent to be restarted",
-        )  # fmt: skip
-        [second] = local_agents(server)
+        seen: list[int] = []
+
+        def restarted() -> bool:
+            # one look at the children: the killed agent may still be listed, or none yet
+            seen[:] = local_agents(server)
+            return len(seen) == 1 and seen != [first]
+
+        eventually_sync(restarted, 20, "the built-in agent to be restarted")
+        [second] = seen
         job = server.wait_until_ended(server.trigger(remote.url, commit), within=30)
         log = server.log(str(job["id"]))
     finally:
