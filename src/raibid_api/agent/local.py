@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from raibid_api.agent.client import RetryPolicy
+from raibid_api.agent.runner import GIT_PASSTHROUGH_ENV, PASSTHROUGH_ENV
 from raibid_api.embedded import die_with_parent
 
 _log = structlog.get_logger("raibid_api.local_agent")
@@ -28,6 +30,10 @@ _log = structlog.get_logger("raibid_api.local_agent")
 _HEALTHY_S = 30.0  # a child that ran this long starts the restart backoff afresh
 _ABORT_AFTER_S = 1.0  # between the SIGTERM that stops claims and the one that kills steps
 _KILL_AFTER_S = 10.0  # between that second SIGTERM and SIGKILL
+# What the child takes from the server's environment: what its steps and git may be given, and
+# where Python finds this package; never the server's own configuration (RAIBID_*: the Redis URL,
+# webhook secrets, forge tokens), which a build could read from the agent's /proc/<pid>/environ.
+CHILD_ENV = (*PASSTHROUGH_ENV, *GIT_PASSTHROUGH_ENV, "PYTHONPATH", "TMPDIR")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,15 @@ class LocalAgentSpec:
     concurrency: int
     workspace: Path
     job_timeout_s: float
+
+    def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The child's environment: `CHILD_ENV` of ``environ``, and its token.
+
+        The token goes in the environment, where the ``agent`` command reads it (its envvar):
+        an argument would show in ``ps``.
+        """
+        kept = {name: environ[name] for name in CHILD_ENV if name in environ}
+        return kept | {"RAIBID_AGENT_TOKEN": self.token}
 
     def argv(self) -> list[str]:
         """The child's command line (no secret on it)."""
@@ -84,11 +99,9 @@ class LocalAgentProcess:
             await asyncio.sleep(delay)  # the restart backoff
 
     async def _start(self) -> asyncio.subprocess.Process:
-        # the `agent` command reads it (typer envvar); `ps` would show an argument
-        env = {**os.environ, "RAIBID_AGENT_TOKEN": self._spec.token}
         return await asyncio.create_subprocess_exec(
-            *self._spec.argv(), env=env, stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            *self._spec.argv(), env=self._spec.environment(os.environ),
+            stdin=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent,
         )  # fmt: skip
 
 
