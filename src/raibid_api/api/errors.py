@@ -91,12 +91,25 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI's body parsing turns every failure but a JSONDecodeError into a bare 400:
+        # bytes that are not UTF-8, nesting past the recursion limit, an integer too long
+        # to convert, all of them a body that is not JSON this server reads
+        return error_response(request, 400, "invalid_json", _unreadable_json(exc.__cause__))
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     response = error_response(request, exc.status_code, code, str(exc.detail))
     response.headers.update(exc.headers or {})
     if exc.status_code == 405:
         response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _unreadable_json(cause: ValueError | RecursionError) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid JSON: it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "the body is not valid JSON this server reads: it is nested too deeply"
+    return "the body is not valid JSON this server reads: a number is too long"
 
 
 def _allowed_methods(request: Request) -> list[str]:

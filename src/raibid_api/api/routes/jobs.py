@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any
 
 import orjson
@@ -11,7 +11,14 @@ from starlette.responses import Response
 
 from raibid_api.api.deps import JobServiceDep, ReadPrincipal, WritePrincipal, state_of
 from raibid_api.api.routing import DirectRoute
-from raibid_api.api.schemas import CancelIn, ErrorOut, JobOut, JobPageOut, ManualTriggerIn
+from raibid_api.api.schemas import (
+    CancelIn,
+    ErrorOut,
+    JobOut,
+    JobPageOut,
+    ManualTriggerIn,
+    Rfc3339,
+)
 from raibid_api.domain.jobs import REPO_PATTERN, JobEvent, JobFilter, JobStatus, parse_job_id
 from raibid_api.jobs.service import ManualTrigger
 
@@ -38,7 +45,7 @@ async def list_jobs(
     branch: Annotated[str | None, Query(max_length=255)] = None,
     event: JobEvent | None = None,
     since: Annotated[
-        datetime | None, Query(description="RFC 3339; jobs created at or after")
+        Rfc3339 | None, Query(description="RFC 3339; jobs created at or after")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
