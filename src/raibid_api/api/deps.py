@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from raibid_api.api.auth import Principal, TokenRegistry
 from raibid_api.config import Settings
@@ -101,20 +102,38 @@ async def webhook_intake(request: Request) -> WebhookIntake:
     return state_of(request).intake
 
 
-async def job_token(request: Request) -> str:
+API_TOKEN = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiToken",
+    description="A configured API token (`auth.tokens`); its scopes (read, write, agent) decide "
+    "which operations it may call. Reads need none when `auth.anonymous_read` is on.",
+)
+JOB_TOKEN = HTTPBearer(
+    auto_error=False,
+    scheme_name="jobToken",
+    description="The token a claim answers with: good for that job's current attempt only.",
+)
+API_TOKEN_SECURITY: list[dict[str, list[str]]] = [{API_TOKEN.scheme_name: []}]
+"""The OpenAPI ``security`` of an operation that checks the API token itself (a `DirectRoute`)."""
+
+Credentials = HTTPAuthorizationCredentials | None
+
+
+async def job_token(credentials: Annotated[Credentials, Security(JOB_TOKEN)]) -> str:
     """The job token an agent's job call carries as its bearer credential.
 
     Raises:
         JobTokenError: no bearer token.
     """
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if credentials is None or not credentials.credentials.strip():
         raise JobTokenError("job calls need Authorization: Bearer <job token>")
-    return token.strip()
+    return credentials.credentials.strip()
 
 
 def _scope_dependency(scope: str) -> Any:
-    async def check(request: Request) -> Principal:
+    # the API_TOKEN dependency declares the scheme in OpenAPI; the registry reads the header
+    # itself, as DirectRoutes do
+    async def check(request: Request, _: Annotated[Credentials, Security(API_TOKEN)]) -> Principal:
         return state_of(request).tokens.authorize(request.headers.get("authorization"), scope)
 
     check.__name__ = f"require_{scope}"

@@ -9,7 +9,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import JobServiceDep, ReadPrincipal, WritePrincipal, state_of
+from raibid_api.api.deps import (
+    API_TOKEN_SECURITY,
+    JobServiceDep,
+    ReadPrincipal,
+    WritePrincipal,
+    state_of,
+)
 from raibid_api.api.routing import DirectRoute
 from raibid_api.api.schemas import (
     CancelIn,
@@ -69,6 +75,7 @@ async def get_job(request: Request, job_id: str) -> Response:
 router.add_api_route(
     "/jobs/{job_id}", get_job, methods=["GET"], response_model=JobOut, responses=_ERRORS,
     summary="Get a job", route_class_override=DirectRoute,
+    openapi_extra={"security": API_TOKEN_SECURITY},
 )  # fmt: skip
 
 
