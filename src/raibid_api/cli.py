@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -20,6 +21,7 @@ import typer
 import uvicorn
 import yaml
 
+from raibid_api.api.connections import ConnectionLimits, guarded_protocol
 from raibid_api.config import (
     RedisSettings,
     Settings,
@@ -117,6 +119,25 @@ def _claim_data_dir(redis: RedisSettings) -> Iterator[None]:
         lock.release()
 
 
+# files the server keeps open besides its connections: Redis pools, the spool, logs, the agent
+_FILES_BESIDE_CONNECTIONS = 256
+
+
+def _fit_open_files(max_connections: int) -> None:
+    """Raise the soft open-files limit so that ``max_connections`` fit (up to the hard limit)."""
+    wanted = max_connections + _FILES_BESIDE_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < wanted:
+            typer.echo(
+                f"warning: the open-files limit is {raised} (hard limit): fewer than "
+                f"server.max_connections ({max_connections}) connections fit",
+                err=True,
+            )
+
+
 def _bound_to(settings: Settings, sock: socket.socket) -> Settings:
     """``settings`` naming the address ``sock`` got; an unset public_url follows it."""
     host, port = sock.getsockname()[:2]
@@ -155,10 +176,11 @@ def serve(config: ConfigOption = None, host: HostOption = None, port: PortOption
         # handler it found installed: make that one exit 0, since a requested, completed
         # shutdown is a success
         signal.signal(signal.SIGTERM, _exit_after_shutdown)
+        _fit_open_files(settings.server.max_connections)
         server_config = uvicorn.Config(
             create_app(settings),
             loop="uvloop",
-            http="httptools",
+            http=guarded_protocol(ConnectionLimits.of(settings.server)),
             log_config=None,
             access_log=False,
             proxy_headers=True,

@@ -149,6 +149,11 @@ class ServerSettings(Section):
     public_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     environment: Literal["development", "production"] = "development"
+    header_timeout: PositiveDuration = timedelta(seconds=30)
+    body_timeout: PositiveDuration = timedelta(seconds=30)
+    max_header_bytes: int = Field(default=65_536, ge=4096, le=1_048_576)
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000)
 
     @field_validator("public_url")
     @classmethod

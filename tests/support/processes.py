@@ -57,3 +57,8 @@ def kill_group_of(pid: int | None) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+
+
+def open_files(pid: int) -> int:
+    """How many file descriptors the process ``pid`` holds open."""
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
