@@ -117,6 +117,7 @@ def test_a_trickled_webhook_is_cut_and_never_acknowledged(server: Server) -> Non
     )  # fmt: skip
     assert whole.status_code == 202, whole.text
     assert total_jobs(server) == before + 1
+    assert "Traceback" not in server.output()
 
 
 def test_a_one_mib_header_is_refused_with_431(server: Server) -> None:

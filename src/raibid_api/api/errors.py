@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -128,8 +129,16 @@ def internal_error_body(request_id: str) -> bytes:
                          "log", "request_id": request_id})  # fmt: skip
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # the client left (or was cut at its deadline) before its body was in: nothing was acted
+    # on, and the answer goes nowhere
+    _log.info("client gone before its body was in", method=request.method)
+    return error_response(request, 400, "client_disconnected", "the request body did not arrive")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(errors.RaibidError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
