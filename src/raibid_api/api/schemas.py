@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from raibid_api.domain.jobs import JobEvent, JobStatus
@@ -25,6 +26,19 @@ def _rfc3339_text(value: object) -> object:
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text)]
 """An RFC 3339 timestamp, or a date alone (its midnight); without an offset it is UTC."""
+
+
+JobId = Annotated[
+    str,
+    Path(
+        description="the job's UUID (anything else answers 400 `invalid_job_id`)",
+        # documented, not validated here: `parse_job_id` answers with the documented error
+        json_schema_extra={
+            "format": "uuid",
+            "pattern": "^" + "-".join(f"[0-9a-fA-F]{{{n}}}" for n in (8, 4, 4, 4, 12)) + "$",
+        },
+    ),
+]
 
 
 class StrictIn(BaseModel):

@@ -19,6 +19,7 @@ from raibid_api.api.schemas import (
     ErrorOut,
     HeartbeatIn,
     HeartbeatOut,
+    JobId,
     LogBatchIn,
     LogBatchOut,
     QueueOut,
@@ -66,7 +67,7 @@ async def claim(
     summary="Extend a lease",
 )
 async def heartbeat(
-    job_id: str, request: Request, token: JobToken, agents: AgentServiceDep,
+    job_id: JobId, request: Request, token: JobToken, agents: AgentServiceDep,
     body: HeartbeatIn | None = None,
 ) -> Response:  # fmt: skip
     """Keep the lease; `cancel: true` tells the agent to stop the job.
@@ -89,7 +90,7 @@ async def heartbeat(
     summary="Append logs",
 )
 async def append_logs(
-    job_id: str, body: LogBatchIn, request: Request, token: JobToken, agents: AgentServiceDep
+    job_id: JobId, body: LogBatchIn, request: Request, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """Append lines in order; lines the server already has (by `offset`) are skipped."""
     _routine(request)
@@ -108,7 +109,7 @@ async def append_logs(
     summary="Record the commit built",
 )
 async def record_commit(
-    job_id: str, body: CommitIn, token: JobToken, agents: AgentServiceDep
+    job_id: JobId, body: CommitIn, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """Record the commit the agent checked out, for a job made without one (a branch).
 
@@ -123,7 +124,7 @@ async def record_commit(
     "/agent/jobs/{job_id}/complete", response_model=None, responses=_ERRORS, summary="Complete"
 )
 async def complete(
-    job_id: str, body: CompleteIn, token: JobToken, agents: AgentServiceDep
+    job_id: JobId, body: CompleteIn, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """End the job; a repeat with the same outcome answers the same job."""
     job = await agents.complete(

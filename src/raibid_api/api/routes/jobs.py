@@ -20,6 +20,7 @@ from raibid_api.api.routing import DirectRoute
 from raibid_api.api.schemas import (
     CancelIn,
     ErrorOut,
+    JobId,
     JobOut,
     JobPageOut,
     ManualTriggerIn,
@@ -64,7 +65,7 @@ async def list_jobs(
     return _json({"jobs": page.jobs, "next_cursor": page.next_cursor, "total": page.total})
 
 
-async def get_job(request: Request, job_id: str) -> Response:
+async def get_job(request: Request, job_id: JobId) -> Response:
     """One job."""
     # the hottest read: a token check, one HGETALL, bytes out (a `DirectRoute`)
     state = state_of(request)
@@ -96,7 +97,7 @@ async def trigger_job(
     "/jobs/{job_id}/cancel", response_model=JobOut, responses=_ERRORS, summary="Cancel a job"
 )
 async def cancel_job(
-    job_id: str, jobs: JobServiceDep, _: WritePrincipal, body: CancelIn | None = None
+    job_id: JobId, jobs: JobServiceDep, _: WritePrincipal, body: CancelIn | None = None
 ) -> Response:
     """Cancel a pending or running job; a running job's agent stops on its next heartbeat."""
     reason = body.reason if body is not None else "cancelled"
@@ -110,6 +111,6 @@ async def cancel_job(
     responses=_ERRORS,
     summary="Retry a job",
 )
-async def retry_job(job_id: str, jobs: JobServiceDep, principal: WritePrincipal) -> Response:
+async def retry_job(job_id: JobId, jobs: JobServiceDep, principal: WritePrincipal) -> Response:
     """Build again what an ended job built; the new job names the old one in `retry_of`."""
     return _json(await jobs.retry(parse_job_id(job_id), principal.name), 201)
