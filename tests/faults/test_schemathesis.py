@@ -24,6 +24,7 @@ from tests.support.server_process import Server, launch_server, write_config
 pytestmark = pytest.mark.e2e
 
 MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25")
+# make test repeats one seed; make fuzz passes an empty one (a new seed each run, printed) or SEED
 SEED = os.environ.get("SCHEMATHESIS_SEED", "5150")
 EVERY_SCOPE_TOKEN = "schemathesis-every-scope-0123456789"
 # every check but one: a request the schema allows may still be refused where validity cannot be
@@ -54,7 +55,7 @@ def schemathesis(server: Server, report: Path, *headers: str) -> subprocess.Comp
         str(Path(sys.executable).with_name("schemathesis")), "run",
         f"{server.base_url}/openapi.json", "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
         "--max-examples", MAX_EXAMPLES,
-        "--seed", SEED, "--phases", "examples,coverage,fuzzing", "--workers", "1",
+        *(["--seed", SEED] if SEED else []), "--phases", "examples,coverage,fuzzing", "--workers", "1",
         "--request-timeout", "10", "--report", "junit", "--report-dir", str(report),
         "--warnings", "off", *headers,
     ]  # fmt: skip
