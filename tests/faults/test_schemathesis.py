@@ -54,8 +54,8 @@ def schemathesis(server: Server, report: Path, *headers: str) -> subprocess.Comp
     command = [
         str(Path(sys.executable).with_name("schemathesis")), "run",
         f"{server.base_url}/openapi.json", "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
-        "--max-examples", MAX_EXAMPLES,
-        *(["--seed", SEED] if SEED else []), "--phases", "examples,coverage,fuzzing", "--workers", "1",
+        "--max-examples", MAX_EXAMPLES, *(["--seed", SEED] if SEED else []),
+        "--phases", "examples,coverage,fuzzing", "--workers", "1",
         "--request-timeout", "10", "--report", "junit", "--report-dir", str(report),
         "--warnings", "off", *headers,
     ]  # fmt: skip
