@@ -108,7 +108,7 @@ async def test_ten_thousand_sse_connections_return_tasks_files_and_redis_connect
 
         async def back_to_baseline() -> bool:
             now = await held(redis)
-            seen.append((now, sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks())))
+            seen.append((now, sorted(repr(t.get_coro()) for t in asyncio.all_tasks())))
             return (
                 now.tasks <= baseline.tasks
                 and now.files <= baseline.files
