@@ -21,6 +21,7 @@ from tests.support.manifests import (
     find,
     kustomize_command,
     render_directory,
+    resource_manifests,
     target_manifests,
 )
 from tests.support.paths import REPO_ROOT
@@ -44,6 +45,41 @@ def _flux_kustomization_as_documented() -> Document:
     document["spec"].update(_snippet("images"))
     document["spec"].update(_snippet("patches"))
     return document
+
+
+def _documented_secrets() -> dict[str, set[str]]:
+    """Secret name -> keys, from the page's ``kubectl -n ci create secret generic`` commands."""
+    commands = re.findall(r"kubectl -n ci create secret generic (.*?)(?<!\\)\n", DOC, re.DOTALL)
+    return {
+        command.split()[0]: set(re.findall(r"--from-file=([\w-]+)=", command))
+        for command in commands
+    }
+
+
+def _referenced_secrets(node: object, found: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Secret name -> keys that the manifests read (env, projected volumes, KEDA auth)."""
+    if isinstance(node, list):
+        for item in node:
+            _referenced_secrets(item, found)
+    elif isinstance(node, dict):
+        refs = [node["secretKeyRef"]] if "secretKeyRef" in node else []
+        refs += node.get("secretTargetRef", [])
+        secret = node.get("secret")
+        if isinstance(secret, dict) and "items" in secret:
+            refs += [{"name": secret["name"], "key": item["key"]} for item in secret["items"]]
+        for ref in refs:
+            found.setdefault(ref["name"], set()).add(ref["key"])
+        for value in node.values():
+            _referenced_secrets(value, found)
+    return found
+
+
+def test_the_documented_secrets_have_exactly_the_keys_the_manifests_read() -> None:
+    read: dict[str, set[str]] = {}
+    for manifest in resource_manifests():
+        _referenced_secrets(manifest.body, read)
+    assert read
+    assert _documented_secrets() == read
 
 
 def test_the_supported_k3s_lines_are_the_schema_versions_of_the_tests() -> None:

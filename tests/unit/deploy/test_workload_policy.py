@@ -5,13 +5,13 @@ every workload kustomize renders, with every exception declared and justified in
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 
 from tests.support.manifests import (
     DEPLOY,
     Document,
-    find,
     kustomize_command,
     pod_spec,
     render_directory,
@@ -85,29 +85,33 @@ def test_a_root_container_fails_and_cannot_be_excused() -> None:
         (lambda c: c["securityContext"]["capabilities"].update(add=["NET_ADMIN"]), "CKV_K8S_28"),
     ],
 )
-def test_each_rule_catches_what_it_names(change: object, rule: str) -> None:
+def test_each_rule_catches_what_it_names(change: Callable[[Document], object], rule: str) -> None:
     deployment = _server()
     assert rule not in failures(deployment)
-    change(deployment["spec"]["template"]["spec"]["containers"][0])  # type: ignore[operator]
+    change(deployment["spec"]["template"]["spec"]["containers"][0])
     assert rule in failures(deployment)
     assert any(v.startswith(rule) for v in violations(deployment))
 
 
 def test_an_exception_needs_a_reason_and_a_failing_rule() -> None:
     deployment = _server()
-    annotations = deployment["metadata"].setdefault("annotations", {})
-    annotations["checkov.io/skip8"] = "CKV_K8S_19=because"
+    annotations = deployment["metadata"]["annotations"]
+    (pull_policy,) = [k for k, v in annotations.items() if v.startswith("CKV_K8S_15=")]
+    annotations[pull_policy] = "CKV_K8S_15=because"
+    annotations["checkov.io/skip8"] = "CKV_K8S_19=the pod shares no host network, yet it says so"
     annotations["checkov.io/skip9"] = "CKV_K8S_99=there is no such check in the rules at all"
     problems = violations(deployment)
+    assert "CKV_K8S_15: excused without a reason (`CKV_K8S_15=why`)" in problems
     assert "CKV_K8S_19: excused, but the workload passes it (stale exception)" in problems
     assert "CKV_K8S_99: excused, but no such rule" in problems
     assert "CKV_K8S_99" not in RULE_IDS
 
 
-def test_the_agent_template_is_checked_as_a_pod() -> None:
-    (scaled_job,) = [m.body for m in resource_manifests() if m.kind == "ScaledJob"]
-    assert find(
-        [m for m in resource_manifests() if m.kind == "ScaledJob"], "ScaledJob", "raibid-agent"
-    )
+def test_the_agent_template_is_checked_as_a_pod_that_runs_to_completion() -> None:
+    (manifest,) = [m for m in resource_manifests() if m.kind == "ScaledJob"]
+    scaled_job = copy.deepcopy(manifest.body)
     # Agents run to completion: no probes are asked of them.
     assert not {"CKV_K8S_8", "CKV_K8S_9"} & failures(scaled_job)
+    (agent,) = scaled_job["spec"]["jobTargetRef"]["template"]["spec"]["containers"]
+    agent["securityContext"]["readOnlyRootFilesystem"] = False
+    assert "CKV_K8S_22" in failures(scaled_job)
