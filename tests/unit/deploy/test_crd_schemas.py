@@ -54,6 +54,24 @@ def test_custom_resource_matches_its_vendor_crd_strictly(label: str, document: D
     assert crds.errors(document) == [], label
 
 
+@pytest.mark.parametrize("schema_version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize(("label", "document"), CUSTOM, ids=[c[0] for c in CUSTOM])
+def test_custom_resource_metadata_is_a_valid_object_meta(
+    label: str, document: Document, schema_version: str
+) -> None:
+    # A CRD leaves metadata to the API server, which validates it as ObjectMeta: checked here
+    # through a ConfigMap carrying the same metadata, against the official schema.
+    carrier = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": document["metadata"]}
+    kubernetes_validate.validate(carrier, schema_version, strict=True)
+
+
+def test_misspelt_metadata_of_a_custom_resource_is_rejected() -> None:
+    metadata = {**_written("ScaledJob")["metadata"], "lables": {"a": "b"}}
+    carrier = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(carrier, SCHEMA_VERSIONS[0], strict=True)
+
+
 def test_every_custom_kind_the_brief_names_is_covered() -> None:
     kinds = {kind for _, kind in crds.schemas()}
     assert kinds >= {
