@@ -24,9 +24,8 @@ from raibid_api.dispatch.manifests import (
     agent_job_name,
 )
 from raibid_api.errors import InvalidJobIdError
+from tests.support.manifests import OLDEST_SUPPORTED, SCHEMA_VERSIONS
 
-OLDEST_SUPPORTED = "1.30"
-SCHEMA_VERSIONS = (OLDEST_SUPPORTED, str(kubernetes_validate.latest_version()))
 JOB_ID = "3f2a9c1e-7b4d-4c55-8e0f-0123456789ab"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # The ServiceAccount and Secret that deploy/kubernetes/components/agents and the docs define.
