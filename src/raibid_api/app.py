@@ -109,7 +109,10 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         status_reporting=_status_reporting(settings, redis, keys, service, clock),
     )  # fmt: skip
     if settings.dispatch.mode == "kubernetes":
-        state.dispatcher = create_dispatcher(settings, service, clock)
+        # one key for every replica: any of them verifies the claim tokens another minted
+        claim_key = bytes.fromhex(await agent_store.claim_key(secrets.token_hex(32)))
+        state.tokens.accept_claim_tokens(claim_key)
+        state.dispatcher = create_dispatcher(settings, service, clock, claim_key)
         checks.add("kubernetes", state.dispatcher.ping)
     return state
 

@@ -307,9 +307,12 @@ class KubernetesSettings(Section):
     namespace: str = "ci"
     image: str = "ghcr.io/raibid-ci/raibid-agent:latest"
     service_account: str | None = "raibid-agent"
-    agent_token_secret: str = "raibid-agent-token"  # noqa: S105  (a Secret object's name)
+    # requests: what the scheduler reserves per build; limits: what one build may burst to.
+    # Why these four: "Agents' size" in docs/deployment.md.
     cpu: str = "1"
     memory: str = "2Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
     ttl_seconds_after_finished: int = Field(default=3600, ge=0)
     node_selector: dict[str, str] = Field(default_factory=lambda: {"kubernetes.io/arch": "arm64"})
 

@@ -121,6 +121,11 @@ def _scope_dependency(scope: str) -> Any:
     return Depends(check)
 
 
+async def claim_principal(request: Request) -> Principal:
+    """Who claims: an ``agent``-scope token or a claim token (``dispatch.mode: kubernetes``)."""
+    return state_of(request).tokens.authorize_claim(request.headers.get("authorization"))
+
+
 StateDep = Annotated[AppState, Depends(app_state)]
 JobServiceDep = Annotated[JobService, Depends(job_service)]
 AgentServiceDep = Annotated[AgentService, Depends(agent_service)]
@@ -131,3 +136,4 @@ JobToken = Annotated[str, Depends(job_token)]
 ReadPrincipal = Annotated[Principal, _scope_dependency("read")]
 WritePrincipal = Annotated[Principal, _scope_dependency("write")]
 AgentPrincipal = Annotated[Principal, _scope_dependency("agent")]
+ClaimPrincipal = Annotated[Principal, Depends(claim_principal)]

@@ -15,7 +15,7 @@ import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.core.exceptions import ConfigError as KubeConfigError
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Secret
 from lightkube.types import CascadeType
 
 from raibid_api.errors import ConfigError, ServiceUnavailableError
@@ -30,8 +30,12 @@ class ClusterApi(Protocol):
     Each raises `ServiceUnavailableError` when the API cannot be reached or refuses the call.
     """
 
-    async def create_job(self, body: Mapping[str, Any]) -> bool:
-        """Create the Job ``body``; False when a Job of that name already exists."""
+    async def create_job(self, body: Mapping[str, Any]) -> str | None:
+        """Create the Job ``body``; its uid, or None when a Job of that name already exists."""
+        ...
+
+    async def create_secret(self, body: Mapping[str, Any]) -> bool:
+        """Create the Secret ``body``; False when a Secret of that name already exists."""
         ...
 
     async def list_jobs(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -102,12 +106,24 @@ class LightkubeClusterApi:
             ) from None
         return cls(client, namespace)
 
-    async def create_job(self, body: Mapping[str, Any]) -> bool:
-        """Create the Job ``body``; False when a Job of that name already exists."""
+    async def create_job(self, body: Mapping[str, Any]) -> str | None:
+        """Create the Job ``body``; its uid, or None when a Job of that name already exists."""
         job = cast(Job, Job.from_dict(dict(body)))
         with _calling("create an agent Job"):
             try:
-                await self._client.create(job)
+                created = await self._client.create(job)
+            except ApiError as exc:
+                if _is(exc, 409):
+                    return None
+                raise
+        return str(created.metadata.uid) if created.metadata else ""
+
+    async def create_secret(self, body: Mapping[str, Any]) -> bool:
+        """Create the Secret ``body``; False when a Secret of that name already exists."""
+        secret = cast(Secret, Secret.from_dict(dict(body)))
+        with _calling("create an agent Job's Secret"):
+            try:
+                await self._client.create(secret)
             except ApiError as exc:
                 if _is(exc, 409):
                     return False

@@ -40,13 +40,13 @@ class KubernetesDispatcher:
 
     def __init__(
         self, api: ClusterApi, source: JobSource, template: AgentJobTemplate, clock: Clock,
-        *, interval: float = POLL_INTERVAL,
+        claim_key: bytes, *, interval: float = POLL_INTERVAL,
     ) -> None:  # fmt: skip
         self._api = api
         self._source = source
         self._clock = clock
         self._interval = interval
-        self._creator = AgentJobCreator(api, template)
+        self._creator = AgentJobCreator(api, template, claim_key)
         self._watcher = AgentJobWatcher(api, DeletionRules(ttl_ms=template.ttl_seconds * 1000))
 
     async def dispatch_once(self) -> PassResult:
@@ -94,13 +94,16 @@ class KubernetesDispatcher:
 
 
 def create_dispatcher(
-    settings: Settings, jobs: JobService, clock: Clock, api: ClusterApi | None = None
-) -> KubernetesDispatcher:
+    settings: Settings, jobs: JobService, clock: Clock, claim_key: bytes,
+    api: ClusterApi | None = None,
+) -> KubernetesDispatcher:  # fmt: skip
     """The dispatcher ``settings`` describe, on the cluster's API (in-cluster or $KUBECONFIG).
+
+    ``claim_key`` signs the claim tokens of its agent Jobs (`raibid_api.jobs.claim_tokens`).
 
     Raises:
         ConfigError: no Kubernetes credentials were found.
     """
     template = AgentJobTemplate.from_settings(settings)
     cluster = api or LightkubeClusterApi.connect(template.namespace)
-    return KubernetesDispatcher(cluster, ServiceJobSource(jobs), template, clock)
+    return KubernetesDispatcher(cluster, ServiceJobSource(jobs), template, clock, claim_key)

@@ -127,6 +127,24 @@ class AgentService:
         if job is None or job["status"] != JobStatus.PENDING:
             await self._agents.drop_entry(entry_id)  # the entry outlived its job's wait
             return None
+        return await self._start(agent_id, job)
+
+    async def claim_job(self, agent_id: str, job_id: str, attempt: int) -> Claim | None:
+        """Hand ``agent_id`` exactly ``job_id`` at ``attempt``, if it waits at that attempt now.
+
+        The claim of a claim token (`raibid_api.jobs.claim_tokens`): no queue entry is read, the
+        job's entry stays in the stream and goes when the job ends, as for any running job. A job
+        that runs already, ended, or moved on to another attempt answers None at once: the
+        token's attempt will never be claimable again.
+        """
+        await self._seen(agent_id, None, [])
+        job = await self._store.get(job_id)
+        if job is None or job["status"] != JobStatus.PENDING or job["attempt"] != attempt:
+            return None
+        return await self._start(agent_id, job)
+
+    async def _start(self, agent_id: str, job: Job) -> Claim | None:
+        job_id = str(job["id"])
         token = secrets.token_urlsafe(32)
         now = self._clock.now_ms()
         lease_until = now + self._limits.lease_ms

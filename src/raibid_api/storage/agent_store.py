@@ -208,6 +208,13 @@ class AgentStore:
         await self._redis.hset(self._keys.agents, agent_id, orjson.dumps(merged).decode())
 
     @shielded
+    async def claim_key(self, candidate: str) -> str:
+        """The cluster's claim-token key: ``candidate`` unless a replica stored one before."""
+        await self._redis.set(self._keys.claim_key, candidate, nx=True)
+        stored = await self._redis.get(self._keys.claim_key)
+        return str(stored or candidate)
+
+    @shielded
     async def return_entry(self, entry_id: str, job_id: str) -> None:
         """Put a delivered entry back for another agent: same job, same attempt, fresh entry."""
         await self._return(

@@ -85,6 +85,11 @@ class Keys:
         return f"{self.prefix}:agents"
 
     @property
+    def claim_key(self) -> str:
+        """String; the key claim tokens are signed with (``dispatch.mode: kubernetes``)."""
+        return f"{self.prefix}:dispatch:claim-key"
+
+    @property
     def outbox_status(self) -> str:
         """Stream of commit statuses still to report to the forge."""
         return f"{self.prefix}:outbox:status"

@@ -16,7 +16,7 @@ from raibid_api.dispatch.manifests import AgentJobTemplate, agent_job, agent_job
 from raibid_api.dispatch.sources import ServiceJobSource
 from raibid_api.domain.jobs import format_time
 from raibid_api.errors import ServiceUnavailableError
-from tests.support.dispatch import DispatcherFactory, claim, trigger
+from tests.support.dispatch import CLAIM_KEY, DispatcherFactory, claim, trigger
 from tests.support.factories import ManualClock
 from tests.support.kube_double import KubeDouble
 from tests.support.logs import LogEvents
@@ -240,7 +240,7 @@ async def test_dispatch_loop_survives_a_refusing_api_and_dispatches_once_it_answ
     api = LightkubeClusterApi.connect("ci", KubeConfig.from_file(kubeconfig))
     template = AgentJobTemplate.from_settings(load_settings(None, dispatch={"mode": "kubernetes"}))
     dispatcher = KubernetesDispatcher(
-        api, ServiceJobSource(state.jobs), template, clock, interval=0.02
+        api, ServiceJobSource(state.jobs), template, clock, CLAIM_KEY, interval=0.02
     )
     loop = asyncio.create_task(dispatcher.run())
     try:

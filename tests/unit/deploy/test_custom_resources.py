@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from raibid_api.config import KubernetesSettings
 from tests.support.manifests import (
     FLUX,
     KUBERNETES,
@@ -169,3 +170,11 @@ def test_flux_health_checks_name_objects_the_overlay_deploys() -> None:
     checks = {(c["apiVersion"], c["kind"], c["name"], c["namespace"]) for c in spec["healthChecks"]}
     assert ("apps/v1", "Deployment", "raibid-api", NAMESPACE) in checks
     assert checks <= deployed
+
+
+def test_keda_agents_have_the_size_of_the_dispatcher_s_agents() -> None:
+    kube = KubernetesSettings()
+    assert AGENT["resources"] == {
+        "requests": {"cpu": kube.cpu, "memory": kube.memory},
+        "limits": {"cpu": kube.cpu_limit, "memory": kube.memory_limit},
+    }

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import AgentPrincipal, AgentServiceDep, JobToken, ReadPrincipal
+from raibid_api.api.deps import AgentServiceDep, ClaimPrincipal, JobToken, ReadPrincipal
 from raibid_api.api.schemas import (
     AgentOut,
     ClaimIn,
@@ -47,10 +47,18 @@ def _routine(request: Request) -> None:
     summary="Claim a job",
 )
 async def claim(
-    body: ClaimIn, request: Request, agents: AgentServiceDep, _: AgentPrincipal
+    body: ClaimIn, request: Request, agents: AgentServiceDep, principal: ClaimPrincipal
 ) -> Response:
-    """Long-poll up to `wait` seconds for the next job; 204 when none came."""
-    found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
+    """Long-poll up to `wait` seconds for the next job; 204 when none came.
+
+    With a claim token (`dispatch.mode: kubernetes`), the answer is at once: the one job and
+    attempt the token names while it waits, else 204 (it never will again).
+    """
+    grant = principal.grant
+    if grant is not None:
+        found = await agents.claim_job(body.agent_id, grant.job_id, grant.attempt)
+    else:
+        found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
     if found is None:
         _routine(request)
         return Response(status_code=204)
