@@ -271,6 +271,13 @@ def config_check(config: ConfigOption = None) -> None:
     typer.echo(yaml.safe_dump(masked_config(settings), sort_keys=False), nl=False)
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors: an object shared by two places is written out in both."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 async def _attempt_of(settings: Settings, job_id: str) -> int:
     """The current attempt of ``job_id``, read from the configured Redis."""
     from raibid_api.storage.connection import create_redis
@@ -306,6 +313,7 @@ def dispatch_render(
     from raibid_api.domain.jobs import parse_job_id
     from raibid_api.errors import InvalidJobIdError, ServiceUnavailableError
 
+    configure_logging("warning", "auto")  # stdout is the YAML alone
     settings = _load(config)
     try:
         job = parse_job_id(job_id) if job_id else EXAMPLE_JOB_ID
@@ -316,7 +324,7 @@ def dispatch_render(
         _fail(f"cannot read the job: {exc.message}")
     template = AgentJobTemplate.from_settings(settings)
     objects = asyncio.run(render_agent_objects(template, job, attempt))
-    typer.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)
+    typer.echo(yaml.dump_all(objects, Dumper=_PlainDumper, sort_keys=False), nl=False)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""A protocol-faithful double of the Kubernetes API server: batch/v1 Jobs and v1 pods, over HTTP.
+"""A protocol-faithful double of the Kubernetes API server: batch/v1 Jobs, v1 pods and Secrets.
 
 It serves what the dispatcher calls, with the real paths, verbs and answer shapes
 (``kind: Status`` errors with ``reason``/``code``/``details``, ``JobList`` with ``continue``):
@@ -7,8 +7,10 @@ selectors (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``), ``limit``/``continue`` p
 authentication (401), an RBAC refusal switch (403), ``AlreadyExists`` (409), ``NotFound`` (404),
 a namespace mismatch (400), and ``Invalid`` (422) for a bad name or a body the official schema
 (kubernetes-validate, strict) rejects. Created Jobs get the defaults and labels the API server
-adds. Deleting a Job deletes its pods only with ``propagationPolicy`` ``Background`` or
-``Foreground``: the API's default for batch/v1 Jobs orphans them.
+adds. ``POST`` of Secrets stores ``stringData`` as base64 ``data``, as the API server does.
+Deleting a Job deletes its pods and the Secrets it owns (``ownerReferences``, the garbage
+collector's work) only with ``propagationPolicy`` ``Background`` or ``Foreground``: the API's
+default for batch/v1 Jobs orphans them, which strips the owner reference from each dependent.
 
 No controller runs: a test plays the Job controller and the kubelet with `run_pod` and
 `finish_job`. Watches are not served (the dispatcher polls).
@@ -17,6 +19,7 @@ No controller runs: a test plays the Job controller and the kubelet with `run_po
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -37,11 +40,13 @@ from tests.support.kube_objects import (
     SelectorError,
     finished_status,
     invalid_job,
+    invalid_secret,
     job_details,
     labels_of,
     matches,
     pod_of,
     status,
+    stored_secret,
     with_defaults,
     write_kubeconfig,
 )
@@ -56,6 +61,7 @@ class KubeDouble:
     namespaces: set[str] = field(default_factory=lambda: {"ci"})
     jobs: dict[tuple[str, str], Obj] = field(default_factory=dict)
     pods: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], Obj] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     forbidden: bool = False
     port: int = 0
@@ -71,6 +77,9 @@ class KubeDouble:
                 Route(base, self._jobs_collection, methods=["GET", "POST"]),
                 Route(base + "/{name}", self._job_item, methods=["GET", "DELETE"]),
                 Route("/api/v1/namespaces/{namespace}/pods", self._pod_list, methods=["GET"]),
+                Route(
+                    "/api/v1/namespaces/{namespace}/secrets", self._secret_create, methods=["POST"]
+                ),
             ]
         )
 
@@ -117,6 +126,25 @@ class KubeDouble:
         if refused is not None:
             return refused
         return self._list(request, "PodList", "v1", self.pods, request.path_params["namespace"])
+
+    async def _secret_create(self, request: Request) -> JSONResponse:
+        refused = self._refusal(request, "create", "secrets")
+        if refused is not None:
+            return refused
+        namespace = request.path_params["namespace"]
+        body = await request.json()
+        metadata = body.setdefault("metadata", {})
+        if metadata.setdefault("namespace", namespace) != namespace:
+            return status(400, "BadRequest", NAMESPACE_MISMATCH)
+        invalid = invalid_secret(body)
+        if invalid is not None:
+            return invalid
+        key = (namespace, metadata["name"])
+        if key in self.secrets:
+            message = f'secrets "{key[1]}" already exists'
+            return status(409, "AlreadyExists", message, {"name": key[1], "kind": "secrets"})
+        self.secrets[key] = stored_secret(body, str(next(self._versions)))
+        return JSONResponse(self.secrets[key], status_code=201)
 
     def _list(
         self,
@@ -174,11 +202,16 @@ class KubeDouble:
     def _delete_job(self, key: tuple[str, str], policy: str | None) -> JSONResponse:
         job = self.jobs.pop(key)
         uid = job["metadata"]["uid"]
-        if policy in ("Background", "Foreground"):
-            for pod_key, pod in list(self.pods.items()):
-                owners = pod["metadata"].get("ownerReferences") or []
-                if any(owner["uid"] == uid for owner in owners):
-                    del self.pods[pod_key]
+        for store in (self.pods, self.secrets):
+            for dependent_key, dependent in list(store.items()):
+                owners = dependent["metadata"].get("ownerReferences") or []
+                if not any(owner["uid"] == uid for owner in owners):
+                    continue
+                if policy in ("Background", "Foreground"):
+                    del store[dependent_key]
+                else:
+                    kept = [owner for owner in owners if owner["uid"] != uid]
+                    dependent["metadata"]["ownerReferences"] = kept
         body = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -197,6 +230,11 @@ class KubeDouble:
     def job_names(self, namespace: str = "ci") -> list[str]:
         """The names of the Jobs in ``namespace``, sorted."""
         return sorted(name for ns, name in self.jobs if ns == namespace)
+
+    def secret_value(self, name: str, key: str = "token", namespace: str = "ci") -> str:
+        """The decoded value of ``key`` in Secret ``name`` (what a pod's volume shows)."""
+        data = self.secrets[(namespace, name)]["data"]
+        return base64.b64decode(data[key]).decode()
 
     def run_pod(
         self,
