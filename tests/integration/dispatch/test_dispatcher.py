@@ -256,3 +256,23 @@ async def test_dispatch_loop_survives_a_refusing_api_and_dispatches_once_it_answ
         with pytest.raises(asyncio.CancelledError):
             await loop
     assert "403 Forbidden" in captured_logs.warnings_about("dispatch pass skipped")[0]["reason"]
+
+
+async def test_cancelling_a_job_deletes_its_running_agent_job_with_its_pod_and_secret(
+    state: AppState, kube: KubeDouble, dispatcher_for: DispatcherFactory
+) -> None:
+    [job_id, other] = await trigger(state, 2)
+    dispatcher = dispatcher_for()
+    await dispatcher.dispatch_once()
+    name = agent_job_name(job_id, 1)
+    kube.run_pod(name, {"running": {"startedAt": "2026-03-01T12:00:00Z"}}, phase="Running")
+    await state.jobs.cancel(job_id)
+
+    result = await dispatcher.dispatch_once()
+
+    assert result.deleted == [name]
+    assert kube.job_names() == [agent_job_name(other, 1)]
+    assert not [pod for (_, pod_name) in kube.pods if pod_name.startswith(name)]
+    assert ("ci", name) not in kube.secrets
+    (delete,) = [query for method, _, query in kube.requests if method == "DELETE"]
+    assert delete.get("propagationPolicy") == "Background"
