@@ -14,7 +14,7 @@ from raibid_api.dispatch.cluster import LightkubeClusterApi
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher, PassResult
 from raibid_api.dispatch.manifests import AgentJobTemplate, agent_job, agent_job_name
 from raibid_api.dispatch.sources import ServiceJobSource
-from raibid_api.domain.jobs import format_time
+from raibid_api.domain.jobs import format_time, parse_job_id
 from raibid_api.errors import ServiceUnavailableError
 from tests.support.dispatch import CLAIM_KEY, DispatcherFactory, claim, trigger
 from tests.support.factories import ManualClock
@@ -265,14 +265,14 @@ async def test_cancelling_a_job_deletes_its_running_agent_job_with_its_pod_and_s
     dispatcher = dispatcher_for()
     await dispatcher.dispatch_once()
     name = agent_job_name(job_id, 1)
-    kube.run_pod(name, {"running": {"startedAt": "2026-03-01T12:00:00Z"}}, phase="Running")
-    await state.jobs.cancel(job_id)
+    pod = kube.run_pod(name, {"running": {"startedAt": "2026-03-01T12:00:00Z"}}, phase="Running")
+    await state.jobs.cancel(parse_job_id(job_id))
 
     result = await dispatcher.dispatch_once()
 
     assert result.deleted == [name]
     assert kube.job_names() == [agent_job_name(other, 1)]
-    assert not [pod for (_, pod_name) in kube.pods if pod_name.startswith(name)]
+    assert ("ci", pod["metadata"]["name"]) not in kube.pods
     assert ("ci", name) not in kube.secrets
     (delete,) = [query for method, _, query in kube.requests if method == "DELETE"]
     assert delete.get("propagationPolicy") == "Background"
