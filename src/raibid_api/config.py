@@ -317,6 +317,16 @@ class KubernetesSettings(Section):
     node_selector: dict[str, str] = Field(default_factory=lambda: {"kubernetes.io/arch": "arm64"})
 
 
+class KedaSettings(Section):
+    """Who may claim in ``dispatch.mode: keda``: the agent pods' ServiceAccount, by TokenReview."""
+
+    namespace: str = "ci"
+    service_account: str = "raibid-agent"
+    audience: str = "raibid-api"
+    # how long the server remembers that a pod claimed its one job (longer than any pod lives)
+    pod_claim_ttl: PositiveDuration = timedelta(days=7)
+
+
 class DispatchSettings(Section):
     """Who runs the jobs."""
 
@@ -324,6 +334,7 @@ class DispatchSettings(Section):
     local_concurrency: int = Field(default=1, ge=1, le=64)
     local_workspace: Path = Path(".raibid/workspaces")
     kubernetes: KubernetesSettings = KubernetesSettings()
+    keda: KedaSettings = KedaSettings()
 
 
 class ForgeApiSettings(Section):

@@ -7,6 +7,7 @@ import hmac
 from dataclasses import dataclass
 
 from raibid_api.config import AuthSettings
+from raibid_api.dispatch.identity import PodIdentity
 from raibid_api.errors import AuthenticationError, PermissionDeniedError
 from raibid_api.jobs.claim_tokens import ClaimGrant, is_claim_token, verify_claim_token
 
@@ -16,12 +17,14 @@ class Principal:
     """Who is calling: a configured token's name and scopes, anonymous, or a claim token.
 
     A claim token (``dispatch.mode: kubernetes``) has no scope: its ``grant`` is the one claim
-    it allows.
+    it allows. Nor has an agent pod's ServiceAccount token (``dispatch.mode: keda``): its ``pod``
+    may claim one job.
     """
 
     name: str
     scopes: frozenset[str]
     grant: ClaimGrant | None = None
+    pod: PodIdentity | None = None
 
 
 ANONYMOUS_READER = Principal("anonymous", frozenset({"read"}))

@@ -129,6 +129,29 @@ class AgentService:
             return None
         return await self._start(agent_id, job)
 
+    async def claim_as_pod(
+        self, pod_uid: str, agent_id: str, labels: Sequence[str], wait: float,
+        gone: Callable[[], Awaitable[bool]], remember_ms: int,
+    ) -> Claim | None:  # fmt: skip
+        """`claim` for the agent pod ``pod_uid``, which claims at most one job in its life.
+
+        While a claim of the pod waits, or once one got a job (remembered ``remember_ms``),
+        every other claim with the pod's identity answers None at once: a token a build step
+        took from its pod claims nothing.
+        """
+        if not await self._agents.reserve_pod(pod_uid, int((wait + 60) * 1000)):
+            return None
+        try:
+            found = await self.claim(agent_id, labels, wait, gone)
+        except BaseException:
+            await self._agents.release_pod(pod_uid)
+            raise
+        if found is None:
+            await self._agents.release_pod(pod_uid)
+            return None
+        await self._agents.settle_pod(pod_uid, str(found.job["id"]), remember_ms)
+        return found
+
     async def claim_job(self, agent_id: str, job_id: str, attempt: int) -> Claim | None:
         """Hand ``agent_id`` exactly ``job_id`` at ``attempt``, if it waits at that attempt now.
 
