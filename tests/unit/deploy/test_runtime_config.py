@@ -189,4 +189,5 @@ def test_rendered_server_loads_the_config_map_it_mounts_in_the_expected_mode(
     settings = load_settings(materialized_config.path)
 
     assert settings.dispatch.mode == mode
-    assert pod["automountServiceAccountToken"] is (mode == "kubernetes")
+    # the overlays' servers call the Kubernetes API (Jobs, or TokenReview in keda mode)
+    assert pod["automountServiceAccountToken"] is (target != "base")
