@@ -1,7 +1,8 @@
 """The kubelet and container runtime the API double lacks: an agent Job's pod as a real process.
 
-`PodHost.start` reads a Job the dispatcher created in the `KubeDouble`, plays its init container
-(the claim token of the Job's Secret, copied into the pod's token volume) and runs its agent
+`PodHost.start` reads a Job the dispatcher (or KEDA) created in the `KubeDouble`, fills its Secret
+and projected ServiceAccount-token volumes, plays its init container (which copies the token into
+the agent's volume) and runs its agent
 container's arguments as the real `raibid-api` process, with each volume a folder of the pod and
 nothing in its environment but ``PATH`` and ``HOME``. The one change to the arguments is
 ``--server``: the pod would reach the server through its Service name, which does not resolve
@@ -110,8 +111,10 @@ class PodHost:
         folders = {volume["name"]: root / volume["name"] for volume in spec["volumes"]}
         for folder in folders.values():
             folder.mkdir()
+        pod = self.kube.run_pod(job_name, {"waiting": {"reason": "PodInitializing"}})
+        self._fill_volumes(spec, folders, pod)
         for init in spec.get("initContainers", []):
-            self._run_init(init, spec, folders)
+            self._run_init(init, folders)
         (container,) = spec["containers"]
         mounted = {m["name"] for m in container["volumeMounts"]}
         for name in set(folders) - mounted:  # the Secret's volume: the init container's alone
@@ -129,20 +132,30 @@ class PodHost:
                 stdout=sink, stderr=subprocess.STDOUT, env=env,
                 cwd=mounts[container["workingDir"]], start_new_session=True,
             )  # fmt: skip
-        pod = self.kube.run_pod(job_name, {"running": {"startedAt": STARTED}}, phase="Running")
+        pod["status"]["phase"] = "Running"
+        pod["status"]["containerStatuses"][0]["state"] = {"running": {"startedAt": STARTED}}
         running = RunningPod(self.kube, job_name, pod, process, root, log)
         self.pods.append(running)
         return running
 
-    def _run_init(
-        self, init: dict[str, Any], spec: dict[str, Any], folders: dict[str, Path]
+    def _fill_volumes(
+        self, spec: dict[str, Any], folders: dict[str, Path], pod: dict[str, Any]
     ) -> None:
-        """The token copier: ``cp <Secret volume>/token <token volume>/token``, as in the pod."""
-        mounts = {m["mountPath"]: folders[m["name"]] for m in init["volumeMounts"]}
+        """What the kubelet puts in Secret and projected ServiceAccount-token volumes."""
         for volume in spec["volumes"]:
+            folder = folders[volume["name"]]
             if "secret" in volume:
                 name = volume["secret"]["secretName"]
-                (folders[volume["name"]] / "token").write_text(self.kube.secret_value(name))
+                (folder / "token").write_text(self.kube.secret_value(name))
+            for source in volume.get("projected", {}).get("sources", []):
+                if "serviceAccountToken" in source:
+                    request = source["serviceAccountToken"]
+                    token = self.kube.issue_pod_token(pod, request["audience"])
+                    (folder / request["path"]).write_text(token)
+
+    def _run_init(self, init: dict[str, Any], folders: dict[str, Path]) -> None:
+        """The token copier: ``cp <token volume>/token <agent's volume>/token``, as in the pod."""
+        mounts = {m["mountPath"]: folders[m["name"]] for m in init["volumeMounts"]}
         command, source, target = init["command"]
         assert command == "cp"
         shutil.copyfile(self._local(source, mounts), self._local(target, mounts))
