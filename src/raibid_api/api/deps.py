@@ -11,8 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from raibid_api.api.auth import Principal, TokenRegistry
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher
+from raibid_api.dispatch.identity import TokenReviewer
+from raibid_api.dispatch.identity import looks_like_service_account_token as is_pod_token
 from raibid_api.domain.jobs import Clock
-from raibid_api.errors import JobTokenError
+from raibid_api.errors import AuthenticationError, JobTokenError
 from raibid_api.forges.reporting import StatusReporting
 from raibid_api.jobs.agents import AgentService
 from raibid_api.jobs.reaper import Reaper
@@ -44,6 +46,7 @@ class AppState:
         replayer: empties the webhook spool once Redis is back (None: no spool).
         status_reporting: commit statuses back to the forges (None: no forge configured).
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
+        token_reviewer: reviews agent pods' ServiceAccount tokens (``dispatch.mode: keda`` only).
     """
 
     settings: Settings
@@ -60,6 +63,7 @@ class AppState:
     replayer: SpoolReplayer | None = None
     status_reporting: StatusReporting | None = None
     dispatcher: KubernetesDispatcher | None = None
+    token_reviewer: TokenReviewer | None = None
 
 
 def state_of(request: Request) -> AppState:
@@ -140,6 +144,30 @@ def _scope_dependency(scope: str) -> Any:
     return Depends(check)
 
 
+async def claim_principal(request: Request) -> Principal:
+    """Who claims: an ``agent`` token, a claim token, or an agent pod's ServiceAccount token.
+
+    A claim token comes with ``dispatch.mode: kubernetes``; a ServiceAccount token with
+    ``dispatch.mode: keda``, reviewed by the Kubernetes TokenReview API.
+
+    Raises:
+        AuthenticationError: no token, an unknown one, or one Kubernetes does not vouch for.
+        PermissionDeniedError: a known token without the ``agent`` scope.
+        ServiceUnavailableError: the Kubernetes API did not answer the review.
+    """
+    state = state_of(request)
+    header = request.headers.get("authorization")
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    reviewer = state.token_reviewer
+    if reviewer is not None and scheme.lower() == "bearer" and is_pod_token(token):
+        identity = await reviewer.review(token)
+        if identity is None:
+            raise AuthenticationError("unknown token")
+        return Principal(f"agent pod {identity.pod_name}", frozenset(), pod=identity)
+    return state.tokens.authorize_claim(header)
+
+
 StateDep = Annotated[AppState, Depends(app_state)]
 JobServiceDep = Annotated[JobService, Depends(job_service)]
 AgentServiceDep = Annotated[AgentService, Depends(agent_service)]
@@ -150,3 +178,4 @@ JobToken = Annotated[str, Depends(job_token)]
 ReadPrincipal = Annotated[Principal, _scope_dependency("read")]
 WritePrincipal = Annotated[Principal, _scope_dependency("write")]
 AgentPrincipal = Annotated[Principal, _scope_dependency("agent")]
+ClaimPrincipal = Annotated[Principal, Depends(claim_principal)]

@@ -8,7 +8,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import AgentPrincipal, AgentServiceDep, JobToken, ReadPrincipal
+from raibid_api.api.deps import (
+    AgentServiceDep,
+    ClaimPrincipal,
+    JobToken,
+    ReadPrincipal,
+    StateDep,
+)
 from raibid_api.api.schemas import (
     AgentOut,
     ClaimIn,
@@ -48,10 +54,27 @@ def _routine(request: Request) -> None:
     summary="Claim a job",
 )
 async def claim(
-    body: ClaimIn, request: Request, agents: AgentServiceDep, _: AgentPrincipal
-) -> Response:
-    """Long-poll up to `wait` seconds for the next job; 204 when none came."""
-    found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
+    body: ClaimIn, request: Request, agents: AgentServiceDep, principal: ClaimPrincipal,
+    state: StateDep,
+) -> Response:  # fmt: skip
+    """Long-poll up to `wait` seconds for the next job; 204 when none came.
+
+    With a claim token (`dispatch.mode: kubernetes`), the answer is at once: the one job and
+    attempt the token names while it waits, else 204 (it never will again). With an agent pod's
+    ServiceAccount token (`dispatch.mode: keda`), the pod gets one job in its life: any later
+    claim with its identity answers 204 at once.
+    """
+    grant, pod = principal.grant, principal.pod
+    if grant is not None:
+        found = await agents.claim_job(body.agent_id, grant.job_id, grant.attempt)
+    elif pod is not None:
+        remember = state.settings.dispatch.keda.pod_claim_ttl.total_seconds()
+        found = await agents.claim_as_pod(
+            pod.pod_uid, body.agent_id, body.labels, body.wait, request.is_disconnected,
+            int(remember * 1000),
+        )  # fmt: skip
+    else:
+        found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
     if found is None:
         _routine(request)
         return Response(status_code=204)
