@@ -34,6 +34,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from raibid_api import __version__
 from raibid_api.errors import ConfigError
 
 ENV_PREFIX = "RAIBID_"
@@ -310,7 +311,8 @@ class KubernetesSettings(Section):
     """How agent Jobs are created in ``dispatch.mode: kubernetes``."""
 
     namespace: str = "ci"
-    image: str = "ghcr.io/raibid-ci/raibid-agent:latest"
+    # the agent is `raibid-api agent` of the server's own image, at this release's version
+    image: str = f"ghcr.io/raibid-ci/raibid-api:{__version__}"
     service_account: str | None = "raibid-agent"
     # requests: what the scheduler reserves per build; limits: what one build may burst to.
     # Why these four: "Agents' size" in docs/deployment.md.
