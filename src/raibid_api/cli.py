@@ -1,4 +1,4 @@
-"""The `raibid-api` command: serve, agent, config check, openapi."""
+"""The `raibid-api` command: serve, agent, config check, openapi, and the terminal client."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import typer
 import uvicorn
 import yaml
 
+from raibid_api.client import commands as client
 from raibid_api.config import (
     RedisSettings,
     Settings,
@@ -34,6 +35,8 @@ from raibid_api.observability.logging import SecretRedactor, configure_logging
 app = typer.Typer(help="raibid-api: the orchestration server of raibid-ci.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(client.jobs_app, name="jobs")
+app.command("logs")(client.logs)
 
 ConfigOption = Annotated[
     Path | None,

@@ -1,0 +1,95 @@
+"""Following a job's log to its end over the per-job SSE stream, across dropped connections.
+
+Each event carries its stream entry id; after a dropped connection (or a stream the server ended
+without ``end``, at its shutdown) the follower reconnects with ``Last-Event-ID`` set to the last
+entry it handed on, and the server sends exactly the entries after it: no gap, no repeat. An
+event is handed on only once it arrived whole (the SSE decoder yields complete events only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from raibid_api.client.http import ApiClient, ClientError, Job, unreachable
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How to keep reconnecting after a dropped connection.
+
+    At once, then after ``first`` s, doubling up to ``longest``, until ``budget`` s of failures
+    in a row; any event that arrives starts the count again.
+    """
+
+    first: float = 0.2
+    longest: float = 5.0
+    budget: float = 120.0
+
+
+@dataclass
+class _Position:
+    last_id: str | None = None
+    connected: bool = False
+    failing_since: float | None = None
+    delay: float = 0.0
+
+
+def follow(
+    client: ApiClient,
+    job_id: str,
+    on_log: Callable[[dict[str, str]], None],
+    on_status: Callable[[Job], None],
+    retry: Retry | None = None,
+) -> Job:
+    """Hand on every log line and status change of the job until it ends; return the final job.
+
+    Raises:
+        ClientError: the server refused the stream (unknown job, bad token), could not be
+            reached at first, or not again for ``retry.budget`` seconds in a row.
+    """
+    retry = retry or Retry()
+    at = _Position()
+    while True:
+        try:
+            with client.log_stream(job_id, at.last_id) as source:
+                at.connected = True
+                for event in source.iter_sse():
+                    if event.event == "end":
+                        final: Job = json.loads(event.data)
+                        return final
+                    if event.event not in ("log", "status"):
+                        continue
+                    data = json.loads(event.data)
+                    if event.event == "log":
+                        on_log(data)
+                    else:
+                        on_status(data)
+                    at.last_id = event.id or at.last_id
+                    at.failing_since = None
+                    at.delay = 0.0
+        except httpx.TransportError as exc:
+            if not at.connected:  # no server there at all: say so at once
+                raise unreachable(client.base_url, exc) from None
+            _wait_before_retrying(at, retry, unreachable(client.base_url, exc))
+        else:
+            # the server ended the stream without `end` (a shutdown): resume, at once the first time
+            _wait_before_retrying(at, retry, _ended_early(client.base_url))
+
+
+def _ended_early(url: str) -> ClientError:
+    return unreachable(url, ConnectionError("the stream keeps ending before the job does"))
+
+
+def _wait_before_retrying(at: _Position, retry: Retry, error: ClientError) -> None:
+    now = time.monotonic()
+    if at.failing_since is None:
+        at.failing_since = now
+    elif now - at.failing_since > retry.budget:
+        raise error
+    time.sleep(at.delay)
+    at.delay = min(retry.longest, max(retry.first, at.delay * 2))
