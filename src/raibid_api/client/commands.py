@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from raibid_api.client import exits
-from raibid_api.client.follow import follow
+from raibid_api.client.follow import Retry, follow
 from raibid_api.client.http import ApiClient, ClientError, Connection, Job, check_url
 from raibid_api.client.output import Output, status_text
 from raibid_api.domain.jobs import JobEvent, JobStatus
@@ -53,6 +53,13 @@ FollowOption = Annotated[
     bool,
     typer.Option("--follow", "-f", help="Follow the job's log to its end; exit with its outcome."),
 ]
+ReconnectOption = Annotated[
+    float,
+    typer.Option(
+        "--reconnect-for", min=0.0, metavar="SECONDS",
+        help="With -f: how long to keep reconnecting to a server that went away.",
+    ),
+]  # fmt: skip
 JobArgument = Annotated[str, typer.Argument(help="The job id.", show_default=False)]
 
 
@@ -91,7 +98,7 @@ def _client(url: str, token: str | None, token_file: Path | None) -> Iterator[Ap
             raise typer.Exit(exits.INTERRUPTED) from None
 
 
-def _follow_to_end(client: ApiClient, job_id: str) -> NoReturn:
+def _follow_to_end(client: ApiClient, job_id: str, reconnect_for: float) -> NoReturn:
     """Print the job's log as it comes, status changes on stderr; exit with the outcome."""
     errors = Console(stderr=True, highlight=False)
 
@@ -102,7 +109,7 @@ def _follow_to_end(client: ApiClient, job_id: str) -> NoReturn:
     def on_status(job: Job) -> None:
         announce(errors, job)
 
-    final = follow(client, job_id, on_log, on_status)
+    final = follow(client, job_id, on_log, on_status, Retry(budget=reconnect_for))
     raise typer.Exit(exits.of_job(str(final["status"])))
 
 
@@ -116,6 +123,7 @@ def announce(console: Console, job: Job) -> None:
 def logs(
     job_id: JobArgument,
     follow_log: FollowOption = False,
+    reconnect_for: ReconnectOption = 120.0,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
@@ -127,7 +135,7 @@ def logs(
     """
     with _client(url, token, token_file) as client:
         if follow_log:
-            _follow_to_end(client, job_id)
+            _follow_to_end(client, job_id, reconnect_for)
         sys.stdout.write(client.log_text(job_id))
 
 
@@ -183,14 +191,14 @@ def cancel_job(
 
 
 def _made(
-    make: Callable[[ApiClient], Job], what: str, follow_log: bool, as_json: bool,
-    url: str, token: str | None, token_file: Path | None,
+    make: Callable[[ApiClient], Job], what: str, follow_log: bool, reconnect_for: float,
+    as_json: bool, url: str, token: str | None, token_file: Path | None,
 ) -> None:  # fmt: skip
     with _client(url, token, token_file) as client:
         job = make(client)
         if follow_log:
             announce(Console(stderr=True, highlight=False), job)
-            _follow_to_end(client, str(job["id"]))
+            _follow_to_end(client, str(job["id"]), reconnect_for)
     Output(as_json).job_id(job, what)
 
 
@@ -198,13 +206,23 @@ def _made(
 def retry_job(
     job_id: JobArgument,
     follow_log: FollowOption = False,
+    reconnect_for: ReconnectOption = 120.0,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build again what an ended job built (write scope); prints the new job's id."""
-    _made(lambda c: c.retry(job_id), "retried as", follow_log, as_json, url, token, token_file)
+    _made(
+        lambda c: c.retry(job_id),
+        "retried as",
+        follow_log,
+        reconnect_for,
+        as_json,
+        url,
+        token,
+        token_file,
+    )
 
 
 @jobs_app.command("run")
@@ -214,6 +232,7 @@ def run_job(
     branch: Annotated[str | None, typer.Option(help="Branch to build.")] = None,
     commit: Annotated[str | None, typer.Option(help="Commit to build (full sha).")] = None,
     follow_log: FollowOption = False,
+    reconnect_for: ReconnectOption = 120.0,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     token_file: TokenFileOption = None,
@@ -222,4 +241,13 @@ def run_job(
     """Start a job by hand (write scope); prints its id, or with -f follows it to its end."""
     body = {"repo": repo, "clone_url": clone_url}
     body |= {k: v for k, v in (("branch", branch), ("commit", commit)) if v is not None}
-    _made(lambda c: c.trigger(body), "started", follow_log, as_json, url, token, token_file)
+    _made(
+        lambda c: c.trigger(body),
+        "started",
+        follow_log,
+        reconnect_for,
+        as_json,
+        url,
+        token,
+        token_file,
+    )

@@ -62,11 +62,16 @@ def follow(
                     if event.event == "end":
                         final: Job = json.loads(event.data)
                         return final
-                    if event.event not in ("log", "status"):
+                    if event.event not in ("log", "status", "gap"):
                         continue
                     data = json.loads(event.data)
                     if event.event == "log":
                         on_log(data)
+                    elif event.event == "gap":
+                        # entries the server no longer keeps (big logs): a marker where they were
+                        dropped = data.get("dropped")
+                        on_log({"line": f"[… {dropped if dropped is not None else 'some'} "
+                                        "lines dropped …]"})  # fmt: skip
                     else:
                         on_status(data)
                     at.last_id = event.id or at.last_id

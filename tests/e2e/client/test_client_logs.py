@@ -113,3 +113,21 @@ def test_a_cut_connection_is_resumed_and_every_line_arrives_once(
         assert client.wait() == 0, client.errors()
     assert client.lines() == [NOTE, *sent]
     assert "Traceback" not in client.errors()
+
+
+def test_a_server_gone_for_good_ends_the_follow_with_status_5(
+    server: Server, tmp_path: Path
+) -> None:
+    env = client_env(server.base_url, OPERATOR_TOKEN)
+    job_id = created_job(env)
+    client = start_client(tmp_path, "logs", "-f", "--reconnect-for", "1", job_id, env=env)
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        agent = HttpAgent(http, OPERATOR)
+        agent.log("started")
+        printed(client, 2)
+    server.process.kill()
+    server.process.wait()
+    assert client.wait() == 5
+    assert client.errors().splitlines()[-1].startswith(f"error: cannot reach {server.base_url}")
+    assert "Traceback" not in client.errors()
+    assert client.lines() == [NOTE, "started"]
