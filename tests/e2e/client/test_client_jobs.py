@@ -84,6 +84,11 @@ def test_errors_are_one_line_and_a_status_never_a_traceback(server: Server) -> N
     assert anonymous.returncode == 4
     assert "401 unauthenticated" in anonymous.stderr
 
+    helped = run_client("jobs", "list", "--help", env=client_env(server.base_url, OPERATOR_TOKEN))
+    assert helped.returncode == 0
+    assert "--token-file" in helped.stdout
+    assert OPERATOR_TOKEN not in helped.stdout
+
     nobody = client_env(f"http://127.0.0.1:{free_port()}", OPERATOR_TOKEN)
     for args in (("jobs", "list"), ("logs", "-f", "00000000-0000-4000-8000-000000000000")):
         down = run_client(*args, env=nobody)
