@@ -55,6 +55,7 @@ audit: $(INSTALLED) ## pip-audit over the locked dependencies (needs the PyPI vu
 
 bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchmarks.md)
 	$(BIN)/python -m bench.jobs.run
+	$(BIN)/python -m bench.jobs.badge_cost
 	$(BIN)/python -m bench.agents.run
 	$(BIN)/python -m bench.agents.cancel
 	$(BIN)/python -m bench.agents.hold_cost
