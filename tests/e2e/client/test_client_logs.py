@@ -16,7 +16,7 @@ from tests.support.client_process import (
     start_client,
 )
 from tests.support.polling import eventually_sync
-from tests.support.server_process import OPERATOR, OPERATOR_TOKEN, Server
+from tests.support.server_process import OPERATOR, OPERATOR_TOKEN, Server, launch_server
 from tests.support.tcp_proxy import tcp_proxy
 
 pytestmark = pytest.mark.e2e
@@ -131,3 +131,27 @@ def test_a_server_gone_for_good_ends_the_follow_with_status_5(
     assert client.errors().splitlines()[-1].startswith(f"error: cannot reach {server.base_url}")
     assert "Traceback" not in client.errors()
     assert client.lines() == [NOTE, "started"]
+
+
+def test_a_restarted_server_is_followed_on_without_a_gap_or_a_repeat(
+    server: Server, tmp_path: Path
+) -> None:
+    port = int(server.base_url.rsplit(":", 1)[1])
+    env = client_env(server.base_url, OPERATOR_TOKEN)
+    job_id = created_job(env)
+    client = start_client(tmp_path, "logs", "-f", "--reconnect-for", "60", job_id, env=env)
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        agent = HttpAgent(http, OPERATOR)
+        agent.log("before the restart")
+        printed(client, 2)
+        # a graceful shutdown ends the stream without `end`; the client keeps trying
+        assert server.terminate() == 0
+        restarted = launch_server(tmp_path, tmp_path / "config.yaml", port)
+        try:
+            agent.log("after the restart")
+            agent.complete("success")
+            assert client.wait() == 0, client.errors()
+        finally:
+            restarted.terminate()
+    assert client.lines() == [NOTE, "before the restart", "after the restart"]
+    assert "Traceback" not in client.errors()
