@@ -21,7 +21,8 @@ from raibid_api.client import exits
 from raibid_api.client.follow import Retry, follow
 from raibid_api.client.http import ApiClient, ClientError, Connection, Job, check_url
 from raibid_api.client.output import Output, status_text
-from raibid_api.domain.jobs import JobEvent, JobStatus
+from raibid_api.domain.jobs import JobEvent, JobStatus, parse_job_id
+from raibid_api.errors import InvalidJobIdError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -60,7 +61,19 @@ ReconnectOption = Annotated[
         help="With -f: how long to keep reconnecting to a server that went away.",
     ),
 ]  # fmt: skip
-JobArgument = Annotated[str, typer.Argument(help="The job id.", show_default=False)]
+
+
+def _job_id(text: str) -> str:
+    """A job id as the server writes it; anything else is refused before any call."""
+    try:
+        return parse_job_id(text.strip())
+    except InvalidJobIdError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
+JobArgument = Annotated[
+    str, typer.Argument(help="The job id.", show_default=False, callback=_job_id)
+]
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -77,7 +90,8 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
     try:
         text = token_file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read the token file {token_file}: {type(exc).__name__}", exits.USAGE)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        fail(f"cannot read the token file {token_file}: {reason}", exits.USAGE)
     if not text:
         fail(f"the token file {token_file} is empty", exits.USAGE)
     return text

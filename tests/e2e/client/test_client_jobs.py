@@ -70,6 +70,10 @@ def test_errors_are_one_line_and_a_status_never_a_traceback(server: Server) -> N
     assert "404 job_not_found" in unknown.stderr
     assert unknown.stderr.count("\n") == 1
 
+    elsewhere = run_client("jobs", "cancel", "x/../../jobs", env=reader)  # no call is made
+    assert elsewhere.returncode == 2
+    assert "job id must be a UUID" in elsewhere.stderr
+
     refused = run_client("jobs", "run", *TRIGGER, env=reader)  # a read-only token
     assert refused.returncode == 4
     assert "403 forbidden" in refused.stderr
