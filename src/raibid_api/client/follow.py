@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from raibid_api.client.exits import UNREACHABLE
 from raibid_api.client.http import ApiClient, ClientError, Job, unreachable
 
 
@@ -34,7 +35,8 @@ class Retry:
 @dataclass
 class _Position:
     last_id: str | None = None
-    connected: bool = False
+    ever_opened: bool = False
+    opened_at: float | None = None  # of the stream open now, if any
     failing_since: float | None = None
     delay: float = 0.0
 
@@ -57,33 +59,47 @@ def follow(
     while True:
         try:
             with client.log_stream(job_id, at.last_id) as source:
-                at.connected = True
+                at.ever_opened = True
+                at.opened_at = time.monotonic()
                 for event in source.iter_sse():
                     if event.event == "end":
                         final: Job = json.loads(event.data)
                         return final
-                    if event.event not in ("log", "status", "gap"):
-                        continue
-                    data = json.loads(event.data)
-                    if event.event == "log":
-                        on_log(data)
-                    elif event.event == "gap":
-                        # entries the server no longer keeps (big logs): a marker where they were
-                        dropped = data.get("dropped")
-                        on_log({"line": f"[… {dropped if dropped is not None else 'some'} "
-                                        "lines dropped …]"})  # fmt: skip
-                    else:
-                        on_status(data)
-                    at.last_id = event.id or at.last_id
-                    at.failing_since = None
-                    at.delay = 0.0
+                    if _hand_on(event.event, event.data, on_log, on_status):
+                        at.last_id = event.id or at.last_id
+                        at.failing_since = None
+                        at.delay = 0.0
         except httpx.TransportError as exc:
-            if not at.connected:  # no server there at all: say so at once
+            if not at.ever_opened:  # no server there at all: say so at once
                 raise unreachable(client.base_url, exc) from None
             _wait_before_retrying(at, retry, unreachable(client.base_url, exc))
+        except ClientError as exc:
+            # a 5xx while the server comes back (Redis not ready yet) is worth another try;
+            # a refusal (unknown job, bad token) is not
+            if not at.ever_opened or exc.exit_code != UNREACHABLE:
+                raise
+            _wait_before_retrying(at, retry, exc)
         else:
             # the server ended the stream without `end` (a shutdown): resume, at once the first time
             _wait_before_retrying(at, retry, _ended_early(client.base_url))
+
+
+def _hand_on(
+    kind: str, data: str, on_log: Callable[[dict[str, str]], None],
+    on_status: Callable[[Job], None],
+) -> bool:  # fmt: skip
+    """Hand one event on; whether it was an entry of the job's stream."""
+    if kind == "log":
+        on_log(json.loads(data))
+    elif kind == "status":
+        on_status(json.loads(data))
+    elif kind == "gap":
+        # entries the server no longer keeps (big logs): a marker where they were
+        dropped = json.loads(data).get("dropped")
+        on_log({"line": f"[… {dropped if dropped is not None else 'some'} lines dropped …]"})
+    else:
+        return False
+    return True
 
 
 def _ended_early(url: str) -> ClientError:
@@ -92,6 +108,9 @@ def _ended_early(url: str) -> ClientError:
 
 def _wait_before_retrying(at: _Position, retry: Retry, error: ClientError) -> None:
     now = time.monotonic()
+    if at.opened_at is not None and now - at.opened_at > retry.longest:
+        at.failing_since = None  # a quiet stream that lived a while: this failure starts afresh
+    at.opened_at = None
     if at.failing_since is None:
         at.failing_since = now
     elif now - at.failing_since > retry.budget:
