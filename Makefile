@@ -60,6 +60,7 @@ fuzz: $(INSTALLED) ## Schemathesis against a real server, 1,000 examples per ope
 
 bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchmarks.md)
 	$(BIN)/python -m bench.jobs.run
+	$(BIN)/python -m bench.jobs.badge_cost
 	$(BIN)/python -m bench.agents.run
 	$(BIN)/python -m bench.agents.cancel
 	$(BIN)/python -m bench.agents.hold_cost

@@ -20,7 +20,7 @@ from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, health, jobs, logs, webhooks
+from raibid_api.api.routes import agent, badges, health, jobs, logs, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
@@ -53,7 +53,7 @@ from raibid_api.webhooks.spool import DeliverySpool
 from raibid_api.webhooks.supersede import AutoCancel
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router, logs.router, agent.router)
+API_ROUTERS = (jobs.router, logs.router, agent.router, badges.router)
 LOCAL_AGENT = "local-agent"
 
 

@@ -251,6 +251,7 @@ class WebhookIntake:
             coalesce=True,
             limit=limit,
             supersede=self.auto_cancel.line_of(event),
+            default_branch=event.default_branch,
         )
 
     def record(
