@@ -110,7 +110,9 @@ API_TOKEN = HTTPBearer(
     auto_error=False,
     scheme_name="apiToken",
     description="A configured API token (`auth.tokens`); its scopes (read, write, agent) decide "
-    "which operations it may call. Reads need none when `auth.anonymous_read` is on.",
+    "which operations it may call. Reads need none when `auth.anonymous_read` is on. A claim "
+    "also takes the claim token of a Kubernetes agent Job, or an agent pod's ServiceAccount "
+    "token (see docs/deployment.md).",
 )
 JOB_TOKEN = HTTPBearer(
     auto_error=False,
@@ -144,7 +146,9 @@ def _scope_dependency(scope: str) -> Any:
     return Depends(check)
 
 
-async def claim_principal(request: Request) -> Principal:
+async def claim_principal(
+    request: Request, _: Annotated[Credentials, Security(API_TOKEN)]
+) -> Principal:
     """Who claims: an ``agent`` token, a claim token, or an agent pod's ServiceAccount token.
 
     A claim token comes with ``dispatch.mode: kubernetes``; a ServiceAccount token with
