@@ -161,7 +161,7 @@ async def claim_principal(
     """
     state = state_of(request)
     header = request.headers.get("authorization")
-    scheme, _, token = (header or "").partition(" ")
+    scheme, _space, token = (header or "").partition(" ")
     token = token.strip()
     reviewer = state.token_reviewer
     if reviewer is not None and scheme.lower() == "bearer" and is_pod_token(token):
