@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,26 +20,30 @@ from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, health, jobs, logs, webhooks
+from raibid_api.api.routes import agent, health, jobs, logs, metrics, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
-from raibid_api.domain.jobs import SystemClock
+from raibid_api.domain.jobs import JobStatus, SystemClock
 from raibid_api.embedded import EmbeddedRedis
+from raibid_api.errors import ServiceUnavailableError
 from raibid_api.forges.reporting import StatusReporting, consumer_name
 from raibid_api.jobs.agents import AgentService, LeaseLimits
 from raibid_api.jobs.cursor import CursorCodec
+from raibid_api.jobs.job_metrics import count_job
 from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
 from raibid_api.logs.fanout import LogFanout
 from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
+from raibid_api.observability.metrics import HttpMetricsMiddleware, ScrapeState, Snapshot
 from raibid_api.observability.requests import RequestContextMiddleware
 from raibid_api.storage.agent_store import AgentStore
 from raibid_api.storage.connection import RedisClient, create_redis, settle_background
 from raibid_api.storage.delivery_journal import DeliveryJournalStore
 from raibid_api.storage.event_store import EventReader, EventStore
+from raibid_api.storage.gauges import GaugeReader
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
@@ -111,7 +115,44 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
     if settings.dispatch.mode == "kubernetes":
         state.dispatcher = create_dispatcher(settings, service, clock)
         checks.add("kubernetes", state.dispatcher.ping)
+    service.add_listener(count_job)
+    if settings.metrics.enabled:
+        state.scrape = ScrapeState(
+            _snapshot_source(state, GaugeReader(redis, keys)),
+            max_age_s=settings.metrics.cache.total_seconds(),
+        )
     return state
+
+
+def _snapshot_source(state: AppState, gauges: GaugeReader) -> Callable[[], Awaitable[Snapshot]]:
+    """What a scrape reads: readiness, the counts in Redis, and this replica's spool."""
+
+    async def snapshot() -> Snapshot:
+        ready = await state.health.readiness()
+        spool = state.replayer
+        depth = await asyncio.to_thread(spool.depth) if spool is not None else None
+        now = state.clock.now_ms()
+        try:
+            counts = await gauges.read()
+        except ServiceUnavailableError:
+            return Snapshot(ready=_as_flags(ready), spool_depth=depth, read_at_ms=now, ok=False)
+        return Snapshot(
+            jobs_by_status=counts.jobs_by_status,
+            queue_depth=counts.jobs_by_status[JobStatus.PENDING],
+            claimed=counts.jobs_by_status[JobStatus.RUNNING],
+            oldest_pending_created_ms=counts.oldest_pending_created_ms,
+            agents=counts.agents,
+            status_backlog=counts.status_backlog,
+            spool_depth=depth,
+            ready=_as_flags(ready),
+            read_at_ms=now,
+        )
+
+    return snapshot
+
+
+def _as_flags(checks: dict[str, str]) -> dict[str, bool]:
+    return {name: result == "ok" for name, result in checks.items()}
 
 
 def _webhook_intake(
@@ -242,6 +283,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router))
     app.add_middleware(
         BodyLimitMiddleware,
@@ -255,4 +297,6 @@ def create_app(settings: Settings) -> FastAPI:
         error_body=internal_error_body,
         skip_paths=frozenset({"/health", "/ready", "/metrics"}),
     )
+    if settings.metrics.enabled:
+        app.add_middleware(HttpMetricsMiddleware)
     return app

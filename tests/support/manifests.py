@@ -35,7 +35,9 @@ OLDEST_SUPPORTED = "1.30"
 SCHEMA_VERSIONS = (OLDEST_SUPPORTED, str(kubernetes_validate.latest_version()))
 
 # API groups of the custom resources used here; their schemas are not in kubernetes-validate.
-CUSTOM_GROUPS = frozenset({"keda.sh", "source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"})
+CUSTOM_GROUPS = frozenset(
+    {"keda.sh", "source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "monitoring.coreos.com"}
+)
 KUSTOMIZE_GROUP = "kustomize.config.k8s.io"
 
 Document = dict[str, Any]

@@ -18,6 +18,7 @@ from raibid_api.jobs.reaper import Reaper
 from raibid_api.jobs.service import JobService
 from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
+from raibid_api.observability.metrics import ScrapeState
 from raibid_api.storage.event_store import EventStore
 from raibid_api.storage.job_store import JobStore
 from raibid_api.webhooks.replay import SpoolReplayer
@@ -43,6 +44,7 @@ class AppState:
         replayer: empties the webhook spool once Redis is back (None: no spool).
         status_reporting: commit statuses back to the forges (None: no forge configured).
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
+        scrape: what `GET /metrics` reads from Redis, cached (None: ``metrics.enabled`` off).
     """
 
     settings: Settings
@@ -59,6 +61,7 @@ class AppState:
     replayer: SpoolReplayer | None = None
     status_reporting: StatusReporting | None = None
     dispatcher: KubernetesDispatcher | None = None
+    scrape: ScrapeState | None = None
 
 
 def state_of(request: Request) -> AppState:

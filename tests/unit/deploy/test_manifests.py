@@ -40,7 +40,7 @@ from tests.support.manifests import (
 )
 
 CHECKED_CUSTOM_KINDS = frozenset(
-    {"ScaledJob", "TriggerAuthentication", "GitRepository", "Kustomization"}
+    {"ScaledJob", "TriggerAuthentication", "GitRepository", "Kustomization", "PrometheusRule"}
 )
 RESTRICTED_VOLUME_TYPES = frozenset(
     {
