@@ -125,17 +125,21 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
 
 
 def _snapshot_source(state: AppState, gauges: GaugeReader) -> Callable[[], Awaitable[Snapshot]]:
-    """What a scrape reads: readiness, the counts in Redis, and this replica's spool."""
+    """What a scrape reads: the counts in Redis, readiness, and this replica's spool."""
 
     async def snapshot() -> Snapshot:
-        ready = await state.health.readiness()
-        spool = state.replayer
-        depth = await asyncio.to_thread(spool.depth) if spool is not None else None
+        depth = state.replayer.depth if state.replayer is not None else None
         now = state.clock.now_ms()
-        try:
-            counts = await gauges.read()
-        except ServiceUnavailableError:
-            return Snapshot(ready=_as_flags(ready), spool_depth=depth, read_at_ms=now, ok=False)
+        # Redis is ready when it answers the scrape's own read: no second round trip for a PING
+        others = state.health.readiness(skip=frozenset({"redis"}))
+        ready, counts = await asyncio.gather(others, gauges.read(), return_exceptions=True)
+        if isinstance(ready, BaseException):
+            raise ready
+        if isinstance(counts, ServiceUnavailableError):
+            flags = _as_flags(ready) | {"redis": False}
+            return Snapshot(ready=flags, spool_depth=depth, read_at_ms=now, ok=False)
+        if isinstance(counts, BaseException):
+            raise counts
         return Snapshot(
             jobs_by_status=counts.jobs_by_status,
             queue_depth=counts.jobs_by_status[JobStatus.PENDING],
@@ -144,7 +148,7 @@ def _snapshot_source(state: AppState, gauges: GaugeReader) -> Callable[[], Await
             agents=counts.agents,
             status_backlog=counts.status_backlog,
             spool_depth=depth,
-            ready=_as_flags(ready),
+            ready=_as_flags(ready) | {"redis": True},
             read_at_ms=now,
         )
 

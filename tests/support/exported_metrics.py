@@ -19,6 +19,7 @@ _SUFFIXES = {
     "counter": ("_total",),
     "histogram": ("_bucket", "_sum", "_count"),
     "gauge": ("",),
+    "summary": ("_sum", "_count"),
 }
 
 

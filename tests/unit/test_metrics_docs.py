@@ -32,6 +32,6 @@ def test_names_follow_the_prometheus_conventions() -> None:
     for family in families():
         assert re.fullmatch(r"raibid_[a-z][a-z0-9_]*", family.name), family.name
         assert family.documentation, family.name
-        if family.type == "histogram":
+        if family.type in {"histogram", "summary"}:
             assert family.name.endswith("_seconds"), family.name
         assert not family.name.endswith("_total"), family.name  # the library adds it to counters

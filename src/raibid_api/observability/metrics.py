@@ -24,6 +24,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
+    Summary,
     disable_created_metrics,
     generate_latest,
 )
@@ -61,8 +62,8 @@ HTTP_REQUESTS = Counter(
 )  # fmt: skip
 HTTP_DURATION = Histogram(
     "raibid_http_request_duration_seconds",
-    "Time from a request's arrival to the end of its answer, by route template, method and status.",
-    ["route", "method", "status"], buckets=_FAST_BUCKETS, registry=REGISTRY,
+    "Time from a request's arrival to the end of its answer, by route template and method.",
+    ["route", "method"], buckets=_FAST_BUCKETS, registry=REGISTRY,
 )  # fmt: skip
 WEBHOOK_DELIVERIES = Counter(
     "raibid_webhook_deliveries",
@@ -117,8 +118,13 @@ STATUS_REPORTS = Counter(
     ["forge", "outcome"], registry=REGISTRY,
 )  # fmt: skip
 REDIS_CALLS = Histogram(
-    "raibid_redis_call_duration_seconds", "Time of one storage operation on Redis, by operation.",
-    ["operation"], buckets=_FAST_BUCKETS, registry=REGISTRY,
+    "raibid_redis_call_duration_seconds", "Time of one storage operation on Redis (all of them).",
+    buckets=_FAST_BUCKETS, registry=REGISTRY,
+)  # fmt: skip
+REDIS_OPERATIONS = Summary(
+    "raibid_redis_operation_duration_seconds",
+    "Count and total time of the storage operations on Redis, by operation.",
+    ["operation"], registry=REGISTRY,
 )  # fmt: skip
 REDIS_ERRORS = Counter(
     "raibid_redis_call_errors",
@@ -142,8 +148,8 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     if children is None:
         if method not in _METHODS:
             method = "other"
-        labels = (route, method, str(status))
-        children = (HTTP_REQUESTS.labels(*labels), HTTP_DURATION.labels(*labels))
+        children = (HTTP_REQUESTS.labels(route, method, str(status)),
+                    HTTP_DURATION.labels(route, method))  # fmt: skip
         if len(_requests) < 10_000:  # bounded even if the route table were not
             _requests[key] = children
     children[0].inc()
@@ -199,16 +205,19 @@ def logs_ingested(lines: int, size: int) -> None:
 class RedisCall:
     """The duration histogram and error counters of one storage operation, looked up once."""
 
-    __slots__ = ("_duration", "_errors", "operation")
+    __slots__ = ("_errors", "_operation", "operation")
 
     def __init__(self, operation: str) -> None:
         self.operation = operation
-        self._duration = REDIS_CALLS.labels(operation)
+        self._operation: Any = None  # made at the first call: an unused operation shows nothing
         self._errors: dict[str, Any] = {}
 
     def observe(self, seconds: float) -> None:
         """One call took ``seconds``."""
-        self._duration.observe(seconds)
+        REDIS_CALLS.observe(seconds)
+        if self._operation is None:
+            self._operation = REDIS_OPERATIONS.labels(self.operation)
+        self._operation.observe(seconds)
 
     def failed(self, kind: str) -> None:
         """One call failed (``unavailable``: Redis did not answer; ``error``: it refused)."""

@@ -30,9 +30,10 @@ class SpoolReplayer:
         self._intake = intake
         self._spool = spool
 
+    @property
     def depth(self) -> int:
-        """Deliveries waiting in the spool (blocking: it lists the directory)."""
-        return len(self._spool.pending())
+        """Deliveries waiting in the spool."""
+        return self._spool.depth
 
     async def replay_once(self) -> int:
         """Replay what is spooled, oldest first, until done or Redis stops answering.
