@@ -156,9 +156,18 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     children[1].observe(seconds)
 
 
+_deliveries: dict[tuple[str, str | None, str], Any] = {}
+
+
 def webhook_delivery(forge: str, event: str | None, decision: str) -> None:
     """Count one webhook delivery and what the intake decided."""
-    WEBHOOK_DELIVERIES.labels(forge, _bounded(event, _EVENTS), decision).inc()
+    key = (forge, event, decision)
+    child = _deliveries.get(key)
+    if child is None:
+        child = WEBHOOK_DELIVERIES.labels(forge, _bounded(event, _EVENTS), decision)
+        if len(_deliveries) < 10_000:  # raw event names are keys here: bounded all the same
+            _deliveries[key] = child
+    child.inc()
 
 
 def stage(name: str, seconds: float) -> None:
