@@ -179,9 +179,12 @@ _stages = {name: JOB_STAGES.labels(name) for name in STAGES}
 _durations = {status: JOB_DURATION.labels(status) for status in JOB_STATUSES[2:]}
 
 
+_created = {event: JOBS_CREATED.labels(event) for event in (*sorted(JOB_EVENTS), "none", "other")}
+
+
 def job_created(event: object) -> None:
     """Count one new job."""
-    JOBS_CREATED.labels(_bounded(event, JOB_EVENTS)).inc()
+    _created[_bounded(event, JOB_EVENTS)].inc()
 
 
 def job_claimed(wait_s: float) -> None:
