@@ -66,6 +66,8 @@ bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchm
 	$(BIN)/python -m bench.agents.hold_cost
 	$(BIN)/python -m bench.webhooks.run
 	$(BIN)/python -m bench.webhooks.busy
+	$(BIN)/python -m bench.metrics.overhead --before main
+	$(BIN)/python -m bench.metrics.scrape
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
 	$(BIN)/raibid-api openapi > docs/openapi.json

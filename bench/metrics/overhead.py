@@ -1,6 +1,6 @@
 """What the metrics cost on the two hottest requests: `GET /jobs/{id}` and the webhook intake.
 
-    .venv/bin/python -m bench.metrics.overhead [--rounds 5] [--seconds 5] [--before DIR]
+    .venv/bin/python -m bench.metrics.overhead [--rounds 5] [--seconds 5] [--before main]
 
 Servers side by side on one private redis-server, in alternating rounds (the order reversed
 every other round, so drift on a shared machine hits them alike):
@@ -8,8 +8,8 @@ every other round, so drift on a shared machine hits them alike):
 - ``metrics on``: this tree as configured by default;
 - ``metrics off``: this tree with ``metrics.enabled: false`` (no request timing; the counters of
   the other parts and the Redis call timing still run);
-- ``before`` (with ``--before DIR``): the source tree in DIR (``git archive main | tar -x -C DIR``)
-  on PYTHONPATH: the server without any metric.
+- ``REF (no metrics)`` (with ``--before REF``, e.g. ``main``): that commit's tree of this
+  repository (`git archive`) on PYTHONPATH: the server without any metric.
 
 Phases per round: `GET /jobs/{id}` over 1,000 stored jobs with wrk (one thread, 64 connections,
 closed loop), then signed webhook deliveries over 16 connections (closed loop, the load generator
@@ -24,6 +24,7 @@ import asyncio
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ import uvloop
 import yaml
 from redis import Redis
 
-from bench.common import ChildProcess, format_table, machine_summary, wait_for_http
+from bench.common import REPO_ROOT, ChildProcess, format_table, machine_summary, wait_for_http
 from bench.jobs.loadgen import run_wrk
 from bench.jobs.seed import Shape, seed
 from bench.jobs.servers import AUTH, READ_TOKEN
@@ -105,6 +106,16 @@ def start(name: str, redis_url: str, workdir: Path, metrics: dict[str, object] |
     return Target(name, port, child)
 
 
+def unpack(ref: str, folder: Path) -> Path:
+    """The files of ``ref`` of this repository (`git archive`), unpacked into ``folder``."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", ref], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 def measure_get(target: Target, paths: list[str], seconds: float) -> None:
     """One closed-loop wrk run: (req/s, server CPU µs per request)."""
     cpu = target.cpu_seconds()
@@ -154,8 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument(
-        "--before", type=Path, default=None,
-        help="a source tree without metrics (its src/ goes on PYTHONPATH)",
+        "--before", default=None, metavar="REF",
+        help="also run the tree of this git commit or branch (e.g. main) without metrics",
     )  # fmt: skip
     args = parser.parse_args(argv)
     print(machine_summary(), flush=True)
@@ -171,8 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         ]
         try:
             if args.before is not None:
-                targets.append(start("before (no metrics)", redis.url, workdir, None,
-                                     args.before.resolve() / "src"))  # fmt: skip
+                tree = unpack(args.before, workdir / "before")
+                targets.append(start(f"{args.before} (no metrics)", redis.url, workdir, None,
+                                     tree / "src"))  # fmt: skip
             for target in targets:
                 run_wrk(target.base_url, paths, AUTH, duration=WARMUP_S, connections=16)
             for number in range(args.rounds):
