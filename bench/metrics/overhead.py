@@ -139,22 +139,27 @@ def measure_hooks(target: Target, seconds: float) -> None:
 
 
 def table(targets: list[Target], pick: Callable[[Target], list[tuple[float, float]]]) -> str:
-    """Medians of rate and CPU per answer, and each target's ratio to the first."""
+    """Medians of rate and CPU per answer, and each target's ratio to the first.
+
+    The ratios are medians of each round's own ratio: the targets of one round ran one after
+    the other, so the machine's drift between rounds cancels out of them.
+    """
     first = pick(targets[0])
-    base_rate = statistics.median(r for r, _ in first)
-    base_cpu = statistics.median(c for _, c in first)
     rows = []
     for target in targets:
         rates = [r for r, _ in pick(target)]
         cpus = [c for _, c in pick(target)]
-        rate, cpu = statistics.median(rates), statistics.median(cpus)
+        pairs = list(zip(pick(target), first, strict=True))
+        rate_ratio = statistics.median(r / b for (r, _), (b, _) in pairs)
+        cpu_ratio = statistics.median(c / b for (_, c), (_, b) in pairs)
         rows.append([
-            target.name, f"{rate:,.0f}", f"{rate / base_rate:.1%}", f"{cpu:,.0f}",
-            f"{cpu / base_cpu:.1%}", " / ".join(f"{r:,.0f}" for r in rates),
+            target.name, f"{statistics.median(rates):,.0f}", f"{rate_ratio:.1%}",
+            f"{statistics.median(cpus):,.0f}", f"{cpu_ratio:.1%}",
+            " / ".join(f"{c:,.0f}" for c in cpus),
         ])  # fmt: skip
     return format_table(
-        ["target", "answers/s (median)", "rate vs first", "server CPU µs/answer",
-         "CPU vs first", "answers/s per round"],
+        ["target", "answers/s (median)", "rate vs first (median of rounds)",
+         "server CPU µs/answer", "CPU vs first (median of rounds)", "CPU µs/answer per round"],
         rows,
     )  # fmt: skip
 

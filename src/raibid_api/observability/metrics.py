@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +25,15 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
-    Summary,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 # no `_created` series: nothing here reads them, and they would double a scrape's size (the
@@ -56,15 +61,6 @@ JOB_REASONS = frozenset(
 )  # fmt: skip
 STAGES = ("webhook_to_queued", "queued_to_claimed", "claimed_to_first_log", "first_log_to_finished")
 
-HTTP_REQUESTS = Counter(
-    "raibid_http_requests", "HTTP requests answered, by route template, method and status.",
-    ["route", "method", "status"], registry=REGISTRY,
-)  # fmt: skip
-HTTP_DURATION = Histogram(
-    "raibid_http_request_duration_seconds",
-    "Time from a request's arrival to the end of its answer, by route template and method.",
-    ["route", "method"], buckets=_FAST_BUCKETS, registry=REGISTRY,
-)  # fmt: skip
 WEBHOOK_DELIVERIES = Counter(
     "raibid_webhook_deliveries",
     "Webhook deliveries, by forge, event and decision (created, duplicate, ignored, filtered, "
@@ -117,19 +113,85 @@ STATUS_REPORTS = Counter(
     "dropped).",
     ["forge", "outcome"], registry=REGISTRY,
 )  # fmt: skip
-REDIS_CALLS = Histogram(
-    "raibid_redis_call_duration_seconds", "Time of one storage operation on Redis (all of them).",
-    buckets=_FAST_BUCKETS, registry=REGISTRY,
-)  # fmt: skip
-REDIS_OPERATIONS = Summary(
-    "raibid_redis_operation_duration_seconds",
-    "Count and total time of the storage operations on Redis, by operation.",
-    ["operation"], registry=REGISTRY,
-)  # fmt: skip
 REDIS_ERRORS = Counter(
     "raibid_redis_call_errors",
     "Storage operations on Redis that failed, by operation and kind (unavailable, error).",
     ["operation", "kind"], registry=REGISTRY,
+)  # fmt: skip
+
+
+class _Series:
+    """One labelled series of a `LoopHistogram`: counts per bucket (not cumulative), count, sum."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self, size: int) -> None:
+        self.buckets = [0] * size
+        self.count = 0
+        self.total = 0.0
+
+
+class LoopHistogram(Collector):
+    """A histogram updated on the event loop's thread only: plain additions, no lock.
+
+    prometheus-client's `Histogram` takes a lock for the sum and another for the bucket on
+    every observation, and `labels()` one more: a few microseconds on each request. Every
+    request and storage call is observed on the loop's thread, and a scrape renders on it too
+    (the `/metrics` route), so no lock is needed: this keeps plain numbers and renders them as
+    a histogram family (and, with ``counter``, a counter of the observations by one more label)
+    at scrape time.
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: tuple[str, ...],
+        buckets: tuple[float, ...], counter: tuple[str, str, str] | None = None,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self.bounds = list(buckets)
+        self._bucket_names = [repr(float(b)) for b in buckets] + ["+Inf"]
+        self.counter = counter
+        self.series: dict[tuple[str, ...], _Series] = {}
+        self.counts: dict[tuple[str, ...], int] = {}
+        REGISTRY.register(self)
+
+    def child(self, labels: tuple[str, ...]) -> _Series:
+        """The series of ``labels`` (made on first use)."""
+        found = self.series.get(labels)
+        if found is None:
+            found = self.series[labels] = _Series(len(self.bounds) + 1)
+        return found
+
+    def collect(self) -> Iterator[Metric]:
+        """The histogram family, and the counter family if there is one."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, series in list(self.series.items()):
+            cumulative, running = [], 0
+            for name, count in zip(self._bucket_names, series.buckets, strict=True):
+                running += count
+                cumulative.append((name, running))
+            family.add_metric(list(labels), cumulative, series.total)
+        yield family
+        if self.counter is not None:
+            name, documentation, label = self.counter
+            counter = CounterMetricFamily(name, documentation, labels=[*self.labelnames, label])
+            for key, count in list(self.counts.items()):
+                counter.add_metric(list(key), count)
+            yield counter
+
+
+HTTP = LoopHistogram(
+    "raibid_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its answer, by route template and method.",
+    ("route", "method"), _FAST_BUCKETS,
+    counter=("raibid_http_requests",
+             "HTTP requests answered, by route template, method and status.", "status"),
+)  # fmt: skip
+REDIS_CALLS = LoopHistogram(
+    "raibid_redis_call_duration_seconds",
+    "Time of one storage operation on Redis, by operation.",
+    ("operation",), (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
 )  # fmt: skip
 
 
@@ -138,22 +200,24 @@ def _bounded(value: object, known: frozenset[str]) -> str:
     return text if text in known or text == "none" else "other"
 
 
-_requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_requests: dict[tuple[str, str, int], tuple[_Series, tuple[str, str, str]]] = {}
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered HTTP request (``route``: the template it matched)."""
     key = (route, method, status)
-    children = _requests.get(key)
-    if children is None:
+    found = _requests.get(key)
+    if found is None:
         if method not in _METHODS:
             method = "other"
-        children = (HTTP_REQUESTS.labels(route, method, str(status)),
-                    HTTP_DURATION.labels(route, method))  # fmt: skip
+        found = (HTTP.child((route, method)), (route, method, str(status)))
         if len(_requests) < 10_000:  # bounded even if the route table were not
-            _requests[key] = children
-    children[0].inc()
-    children[1].observe(seconds)
+            _requests[key] = found
+    series, labels = found
+    series.buckets[bisect_left(HTTP.bounds, seconds)] += 1
+    series.count += 1
+    series.total += seconds
+    HTTP.counts[labels] = HTTP.counts.get(labels, 0) + 1
 
 
 _deliveries: dict[tuple[str, str | None, str], Any] = {}
@@ -215,21 +279,23 @@ def logs_ingested(lines: int, size: int) -> None:
 
 
 class RedisCall:
-    """The duration histogram and error counters of one storage operation, looked up once."""
+    """The duration series and error counters of one storage operation, looked up once."""
 
-    __slots__ = ("_errors", "_operation", "operation")
+    __slots__ = ("_errors", "_series", "operation")
 
     def __init__(self, operation: str) -> None:
         self.operation = operation
-        self._operation: Any = None  # made at the first call: an unused operation shows nothing
+        self._series: _Series | None = None  # made at the first call: an unused one shows nothing
         self._errors: dict[str, Any] = {}
 
     def observe(self, seconds: float) -> None:
         """One call took ``seconds``."""
-        REDIS_CALLS.observe(seconds)
-        if self._operation is None:
-            self._operation = REDIS_OPERATIONS.labels(self.operation)
-        self._operation.observe(seconds)
+        series = self._series
+        if series is None:
+            series = self._series = REDIS_CALLS.child((self.operation,))
+        series.buckets[bisect_left(REDIS_CALLS.bounds, seconds)] += 1
+        series.count += 1
+        series.total += seconds
 
     def failed(self, kind: str) -> None:
         """One call failed (``unavailable``: Redis did not answer; ``error``: it refused)."""
