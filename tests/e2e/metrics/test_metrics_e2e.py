@@ -123,7 +123,8 @@ def test_a_real_prometheus_scrapes_the_server_and_answers_a_query(prometheus: st
     def answered() -> bool:
         try:
             answer = httpx.get(
-                f"{prometheus}/api/v1/query", params={"query": 'raibid_jobs_created_total{event="manual"}'}
+                f"{prometheus}/api/v1/query",
+                params={"query": 'raibid_jobs_created_total{event="manual"}'},
             )
         except httpx.TransportError:
             return False
