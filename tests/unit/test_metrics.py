@@ -136,3 +136,22 @@ async def test_without_redis_the_redis_gauges_are_left_out() -> None:
     assert samples["raibid_webhook_spool_depth"] == 3
     assert "raibid_queue_depth" not in samples
     assert "raibid_jobs" not in samples
+
+
+def test_a_loop_histogram_renders_cumulative_buckets_with_le_bounds() -> None:
+    call = metrics.RedisCall("Test.bounds")
+    for seconds in (0.0005, 0.0006, 0.3, 7.0):  # on a bound, between two, high, above them all
+        call.observe(seconds)
+    samples = {
+        (sample.name, sample.labels.get("le")): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+        if sample.labels.get("operation") == "Test.bounds"
+    }
+    assert samples[("raibid_redis_call_duration_seconds_bucket", "0.0005")] == 1
+    assert samples[("raibid_redis_call_duration_seconds_bucket", "0.001")] == 2
+    assert samples[("raibid_redis_call_duration_seconds_bucket", "0.1")] == 2
+    assert samples[("raibid_redis_call_duration_seconds_bucket", "0.5")] == 3
+    assert samples[("raibid_redis_call_duration_seconds_bucket", "+Inf")] == 4
+    assert samples[("raibid_redis_call_duration_seconds_count", None)] == 4
+    assert samples[("raibid_redis_call_duration_seconds_sum", None)] == 0.0005 + 0.0006 + 0.3 + 7.0

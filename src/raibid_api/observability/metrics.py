@@ -121,13 +121,12 @@ REDIS_ERRORS = Counter(
 
 
 class _Series:
-    """One labelled series of a `LoopHistogram`: counts per bucket (not cumulative), count, sum."""
+    """One labelled series of a `LoopHistogram`: counts per bucket (not cumulative), and the sum."""
 
-    __slots__ = ("buckets", "count", "total")
+    __slots__ = ("buckets", "total")
 
     def __init__(self, size: int) -> None:
         self.buckets = [0] * size
-        self.count = 0
         self.total = 0.0
 
 
@@ -215,7 +214,6 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
             _requests[key] = found
     series, labels = found
     series.buckets[bisect_left(HTTP.bounds, seconds)] += 1
-    series.count += 1
     series.total += seconds
     HTTP.counts[labels] = HTTP.counts.get(labels, 0) + 1
 
@@ -294,7 +292,6 @@ class RedisCall:
         if series is None:
             series = self._series = REDIS_CALLS.child((self.operation,))
         series.buckets[bisect_left(REDIS_CALLS.bounds, seconds)] += 1
-        series.count += 1
         series.total += seconds
 
     def failed(self, kind: str) -> None:
