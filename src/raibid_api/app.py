@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,27 +20,31 @@ from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, badges, health, jobs, logs, webhooks
+from raibid_api.api.routes import agent, badges, health, jobs, logs, metrics, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
 from raibid_api.dispatch.identity import LightkubeTokenReviewer
-from raibid_api.domain.jobs import SystemClock
+from raibid_api.domain.jobs import JobStatus, SystemClock
 from raibid_api.embedded import EmbeddedRedis
+from raibid_api.errors import ServiceUnavailableError
 from raibid_api.forges.reporting import StatusReporting, consumer_name
 from raibid_api.jobs.agents import AgentService, LeaseLimits
 from raibid_api.jobs.cursor import CursorCodec
+from raibid_api.jobs.job_metrics import count_job
 from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
 from raibid_api.logs.fanout import LogFanout
 from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
+from raibid_api.observability.metrics import HttpMetricsMiddleware, ScrapeState, Snapshot
 from raibid_api.observability.requests import RequestContextMiddleware
 from raibid_api.storage.agent_store import AgentStore
 from raibid_api.storage.connection import RedisClient, create_redis, settle_background
 from raibid_api.storage.delivery_journal import DeliveryJournalStore
 from raibid_api.storage.event_store import EventReader, EventStore
+from raibid_api.storage.gauges import GaugeReader
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
@@ -117,7 +121,48 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         checks.add("kubernetes", state.dispatcher.ping)
     if settings.dispatch.mode == "keda":
         state.token_reviewer = LightkubeTokenReviewer.connect(settings)
+    service.add_listener(count_job)
+    if settings.metrics.enabled:
+        state.scrape = ScrapeState(
+            _snapshot_source(state, GaugeReader(redis, keys)),
+            max_age_s=settings.metrics.cache.total_seconds(),
+        )
     return state
+
+
+def _snapshot_source(state: AppState, gauges: GaugeReader) -> Callable[[], Awaitable[Snapshot]]:
+    """What a scrape reads: the counts in Redis, readiness, and this replica's spool."""
+
+    async def snapshot() -> Snapshot:
+        depth = state.replayer.depth if state.replayer is not None else None
+        now = state.clock.now_ms()
+        # Redis is ready when it answers the scrape's own read: no second round trip for a PING
+        others = state.health.readiness(skip=frozenset({"redis"}))
+        ready, counts = await asyncio.gather(others, gauges.read(), return_exceptions=True)
+        if isinstance(ready, BaseException):
+            raise ready
+        if isinstance(counts, ServiceUnavailableError):
+            flags = _as_flags(ready) | {"redis": False}
+            return Snapshot(ready=flags, spool_depth=depth, read_at_ms=now, ok=False)
+        if isinstance(counts, BaseException):
+            raise counts
+        return Snapshot(
+            jobs_by_status=counts.jobs_by_status,
+            queue_depth=counts.jobs_by_status[JobStatus.PENDING],
+            claimed=counts.jobs_by_status[JobStatus.RUNNING],
+            oldest_pending_created_ms=counts.oldest_pending_created_ms,
+            agents=counts.agents,
+            status_backlog=counts.status_backlog,
+            spool_depth=depth,
+            ready=_as_flags(ready) | {"redis": True},
+            read_at_ms=now,
+        )
+
+    return snapshot
+
+
+def _as_flags(checks: dict[str, str]) -> dict[str, bool]:
+    return {name: result == "ok" for name, result in checks.items()}
 
 
 def _webhook_intake(
@@ -250,6 +295,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router))
     app.add_middleware(
         BodyLimitMiddleware,
@@ -263,4 +309,6 @@ def create_app(settings: Settings) -> FastAPI:
         error_body=internal_error_body,
         skip_paths=frozenset({"/health", "/ready", "/metrics"}),
     )
+    if settings.metrics.enabled:
+        app.add_middleware(HttpMetricsMiddleware)
     return app

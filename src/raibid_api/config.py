@@ -300,6 +300,14 @@ class LogSettings(Section):
     max_line_bytes: int = Field(default=16_384, ge=256)
 
 
+class MetricsSettings(Section):
+    """`GET /metrics`, the Prometheus text format (docs/operations.md, "Metrics")."""
+
+    enabled: bool = True
+    anonymous: bool = False
+    cache: PositiveDuration = timedelta(seconds=2)
+
+
 class LoggingSettings(Section):
     """The server's own log output."""
 
@@ -386,6 +394,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     logs: LogSettings = LogSettings()
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     dispatch: DispatchSettings = DispatchSettings()
     forges: ForgeSettings = ForgeSettings()
 

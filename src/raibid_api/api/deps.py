@@ -21,6 +21,7 @@ from raibid_api.jobs.reaper import Reaper
 from raibid_api.jobs.service import JobService
 from raibid_api.logs.follow import LogFollower
 from raibid_api.observability.health import HealthChecks
+from raibid_api.observability.metrics import ScrapeState
 from raibid_api.storage.event_store import EventStore
 from raibid_api.storage.job_store import JobStore
 from raibid_api.webhooks.replay import SpoolReplayer
@@ -47,6 +48,7 @@ class AppState:
         status_reporting: commit statuses back to the forges (None: no forge configured).
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
         token_reviewer: reviews agent pods' ServiceAccount tokens (``dispatch.mode: keda`` only).
+        scrape: what `GET /metrics` reads from Redis, cached (None: ``metrics.enabled`` off).
     """
 
     settings: Settings
@@ -64,6 +66,7 @@ class AppState:
     status_reporting: StatusReporting | None = None
     dispatcher: KubernetesDispatcher | None = None
     token_reviewer: TokenReviewer | None = None
+    scrape: ScrapeState | None = None
 
 
 def state_of(request: Request) -> AppState:
