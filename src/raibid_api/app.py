@@ -20,7 +20,7 @@ from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, health, jobs, logs, webhooks
+from raibid_api.api.routes import agent, health, jobs, logs, web, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
@@ -242,7 +242,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    app.add_middleware(DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router))
+    app.add_middleware(
+        DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router, web.router)
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.server.max_body_bytes,
