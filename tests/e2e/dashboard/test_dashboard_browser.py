@@ -1,0 +1,154 @@
+"""The dashboard in a real browser (Chromium), against a real server process and its Redis.
+
+The browser talks to the server through a proxy the test severs, to see the page come back by
+itself and show every line exactly once.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.support.http_agent import HttpAgent
+from tests.support.polling import eventually_sync
+from tests.support.server_process import OPERATOR, OPERATOR_TOKEN, TRIGGER, Server
+from tests.support.tcp_proxy import SeverableProxy
+from tests.support.webhook_deliveries import headers_for, push_body, sha
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 20.0
+ATTACKS = (
+    "<script>window.__xss = 'script'</script>",
+    "<img src=x onerror=\"window.__xss = 'img'\">",
+    "\"><svg onload=\"window.__xss = 'svg'\">",
+)
+
+
+def open_signed_in(browser: Browser, proxy: SeverableProxy, path: str = "/") -> Page:
+    """A tab on ``path`` through the proxy, signed in with the operator's token."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1800})
+    page.set_default_timeout(TIMEOUT * 1000)
+    page.goto(proxy.base_url + path)
+    expect(page.locator("#notice")).to_contain_text("Sign in")
+    page.fill("#login-token", OPERATOR_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#session")).to_be_visible()
+    return page
+
+
+def log_lines(page: Page) -> list[tuple[str, str]]:
+    """(number, text) of every line the log shows."""
+    numbers = page.locator("[data-testid=log] .line:not(.gap) .ln").all_text_contents()
+    texts = page.locator("[data-testid=log] .line:not(.gap) .lt").all_text_contents()
+    return list(zip(numbers, texts, strict=True))
+
+
+def shows_lines(page: Page, expected: list[str]) -> bool:
+    """Whether the log shows exactly ``expected`` (numbered from 1), nothing twice."""
+    return log_lines(page) == [(str(i), text) for i, text in enumerate(expected, 1)]
+
+
+def test_a_job_appears_live_and_its_log_survives_a_cut_connection(
+    server: Server, proxy: SeverableProxy, browser: Browser
+) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        page = open_signed_in(browser, proxy)
+        expect(page.locator(".connection")).to_have_attribute("data-state", "live")
+        created = http.post("/jobs", json=TRIGGER, headers=OPERATOR)
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+
+        row = page.locator(f'tr[data-job="{job_id}"]')
+        expect(row.locator(".badge")).to_have_text("pending")  # came over /events
+        expect(row).to_contain_text("#1")  # its queue position
+        expect(row).to_contain_text("operator")  # who asked for it
+        row.get_by_role("link", name="acme/widgets").click()
+        page.wait_for_url(f"**/ui/jobs/{job_id}")
+        page.evaluate("window.__sameDocument = true")
+
+        agent = HttpAgent(http, OPERATOR, "browser-agent")
+        assert agent.job_id == job_id
+        expected = [f"[raibid] attempt 1 started on agent {agent.job['agent_id']}"]
+        expected += [f"step {i}" for i in range(5)]
+        agent.log(*expected[1:])
+        expect(page.get_by_test_id("status")).to_have_text("running")
+        eventually_sync(lambda: shows_lines(page, expected), TIMEOUT, "the first lines")
+
+        accepted = proxy.accepted
+        assert proxy.sever() > 0  # the browser's stream is cut
+        while_cut = [f"written while cut {i}" for i in range(5)]
+        agent.log(*while_cut)
+        expected += while_cut
+        eventually_sync(lambda: proxy.accepted > accepted, TIMEOUT, "the browser to reconnect")
+        eventually_sync(lambda: shows_lines(page, expected), TIMEOUT, "the lines sent while cut")
+        after = [f"after {i}" for i in range(5)]
+        agent.log(*after)
+        expected += after
+        agent.complete()
+
+        expect(page.get_by_test_id("status")).to_have_text("success")
+        expect(page.locator(".connection")).to_have_attribute("data-state", "ended")
+        assert shows_lines(page, expected), log_lines(page)
+        assert page.evaluate("window.__sameDocument") is True  # no reload
+        assert page.get_by_test_id("line-count").text_content() == f"{len(expected)} lines"
+
+    targets = proxy.request_targets()
+    assert [t for t in targets if OPERATOR_TOKEN in t] == []  # never the API token in a URL
+    streams = [t for t in targets if t.startswith("/events?")]
+    assert streams
+    assert all("token=" in t for t in streams)
+    assert any("last_event_id=" in t for t in streams if f"jobs={job_id}" in t) or len(
+        [t for t in streams if f"jobs={job_id}" in t]
+    ) >= 2
+
+
+def test_markup_in_a_commit_message_or_a_log_line_is_shown_as_text(
+    server: Server, proxy: SeverableProxy, browser: Browser
+) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        message = " ".join(ATTACKS)
+        body = push_body(sha(1), branch="main", message=message)
+        delivered = http.post("/webhook/gitea", content=body, headers=headers_for(body))
+        assert delivered.status_code in (200, 201, 202), delivered.text
+        agent = HttpAgent(http, OPERATOR, "xss-agent")
+        agent.log(*ATTACKS, "\x1b[1;31mred and bold\x1b[0m then plain")
+
+        page = open_signed_in(browser, proxy)
+        row = page.locator(f'tr[data-job="{agent.job_id}"]')
+        expect(row.locator(".message")).to_have_text(message)
+        page.goto(f"{proxy.base_url}/ui/jobs/{agent.job_id}")
+        expect(page.get_by_test_id("message")).to_have_text(message)
+        eventually_sync(
+            lambda: [text for _, text in log_lines(page)][1:]
+            == [*ATTACKS, "red and bold then plain"],
+            TIMEOUT,
+            "the log lines",
+        )
+        coloured = page.locator("[data-testid=log] .lt span.fg1.sgr-b")
+        expect(coloured).to_have_text("red and bold")
+
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("main img, main svg, main script").count() == 0
+
+
+def test_a_writer_cancels_a_job_then_retries_it_from_its_page(
+    server: Server, proxy: SeverableProxy, browser: Browser
+) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        created = http.post("/jobs", json=TRIGGER, headers=OPERATOR)
+        job_id = created.json()["id"]
+        page = open_signed_in(browser, proxy, f"/ui/jobs/{job_id}")
+        expect(page.get_by_test_id("status")).to_have_text("pending")
+
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.get_by_test_id("status")).to_have_text("cancelled")
+        assert http.get(f"/jobs/{job_id}", headers=OPERATOR).json()["status"] == "cancelled"
+
+        page.get_by_role("button", name="Retry").click()
+        page.wait_for_url("**/ui/jobs/*")
+        expect(page.get_by_test_id("status")).to_have_text("pending")
+        retried = page.url.rpartition("/")[2]
+        assert retried != job_id
+        assert http.get(f"/jobs/{retried}", headers=OPERATOR).json()["retry_of"] == job_id
