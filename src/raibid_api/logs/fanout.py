@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import structlog
 
@@ -27,6 +28,7 @@ _READ_COUNT = 1_000  # entries per stream per read
 _RETRY_S = 1.0  # pause after a failed read (Redis away), so the loop does not spin
 _NUDGES = 20  # tries to wake a read that is not blocked yet (its command still on the way)
 _NUDGE_S = 0.005
+_T = TypeVar("_T")
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -35,26 +37,69 @@ def entry_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class Subscription:
-    """One client's bounded inbox of the live entries of one job."""
+class Batch:
+    """Entries the reader got from one stream in one read, shared by every client of that stream.
 
-    def __init__(self, job_id: str, capacity: int) -> None:
-        self.job_id = job_id
+    What a client sends for them is worked out once per batch and kept (`shared`): a thousand
+    clients of one job cost one rendering and one encoding of each entry, not a thousand.
+    """
+
+    __slots__ = ("_shared", "channel", "entries", "first", "last")
+
+    def __init__(self, channel: str, entries: list[Entry]) -> None:
+        self.channel = channel
+        self.entries = entries
+        self.first = entry_key(entries[0][0])
+        self.last = entry_key(entries[-1][0])
+        self._shared: dict[str, Any] = {}
+
+    def shared(self, view: str, make: Callable[[Batch], _T]) -> _T:
+        """``make(self)``, computed by the first client that asks for ``view`` and then kept."""
+        if view not in self._shared:
+            self._shared[view] = make(self)
+        return cast("_T", self._shared[view])
+
+
+class Subscription:
+    """One client's bounded inbox of the live entries of some channels (streams)."""
+
+    def __init__(
+        self,
+        channels: Sequence[str],
+        capacity: int,
+        accept: Callable[[Entry], bool] | None = None,
+    ) -> None:
+        """An inbox for ``channels``; ``accept`` keeps only the entries it approves."""
+        self.channels = tuple(dict.fromkeys(channels))
         self._capacity = capacity
-        self._inbox: deque[Entry] = deque()
+        self._accept = accept
+        self._inbox: deque[Batch] = deque()
+        self._size = 0
         self._ready = asyncio.Event()
         self._closed = False
+
+    @property
+    def job_id(self) -> str:
+        """The first channel (the job, for a subscription to one job)."""
+        return self.channels[0]
 
     @property
     def closed(self) -> bool:
         """Whether the fan-out dropped this client (it overflowed, or the server stops)."""
         return self._closed
 
-    def offer(self, entries: Sequence[Entry]) -> bool:
-        """Queue ``entries``; False, queueing nothing, when they do not fit."""
-        if len(self._inbox) + len(entries) > self._capacity:
+    def offer(self, batch: Batch) -> bool:
+        """Queue ``batch``; False, queueing nothing, when it does not fit."""
+        if self._accept is not None:
+            kept = [entry for entry in batch.entries if self._accept(entry)]
+            if not kept:
+                return True
+            if len(kept) < len(batch.entries):
+                batch = Batch(batch.channel, kept)
+        if self._size + len(batch.entries) > self._capacity:
             return False
-        self._inbox.extend(entries)
+        self._inbox.append(batch)
+        self._size += len(batch.entries)
         self._ready.set()
         return True
 
@@ -62,23 +107,32 @@ class Subscription:
         """End the subscription: `receive` answers None from now on, even with entries queued."""
         self._closed = True
         self._inbox.clear()
+        self._size = 0
         self._ready.set()
 
-    async def receive(self, wait_s: float) -> list[Entry] | None:
-        """Every entry queued so far, oldest first: waits up to ``wait_s`` seconds for one.
+    async def receive(self, wait_s: float) -> list[Batch] | None:
+        """Every batch queued so far, oldest first: waits up to ``wait_s`` seconds for one.
 
         Returns:
-            The entries; [] when none came in time; None once the subscription is closed.
+            The batches; [] when none came in time; None once the subscription is closed.
         """
         if not self._inbox and not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), wait_s)
         if self._closed:
             return None
-        batch = list(self._inbox)
+        batches = list(self._inbox)
         self._inbox.clear()
+        self._size = 0
         self._ready.clear()
-        return batch
+        return batches
+
+    async def receive_entries(self, wait_s: float) -> list[Entry] | None:
+        """As `receive`, the entries alone."""
+        batches = await self.receive(wait_s)
+        if batches is None:
+            return None
+        return [entry for batch in batches for entry in batch.entries]
 
 
 class LogFanout:
@@ -97,11 +151,13 @@ class LogFanout:
         *,
         capacity: int = INBOX_CAPACITY,
         block_ms: int = _BLOCK_MS,
+        pace_s: float = 0.0,
     ) -> None:
         self._events = events
         self._reader = reader
         self._capacity = capacity
         self._block_ms = block_ms
+        self._pace_s = pace_s
         self._subscribers: dict[str, set[Subscription]] = {}
         self._cursors: dict[str, str] = {}
         self._reading: frozenset[str] | None = None  # the jobs of the read in progress
@@ -114,41 +170,47 @@ class LogFanout:
 
     def subscriber_count(self) -> int:
         """How many clients are subscribed, over all jobs."""
-        return sum(len(subs) for subs in self._subscribers.values())
+        return len(set().union(*self._subscribers.values()))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
-        """A subscription to the live entries of ``job_id``, dropped when the block exits.
+    async def subscribe(
+        self, *channels: str, accept: Callable[[Entry], bool] | None = None
+    ) -> AsyncIterator[Subscription]:
+        """A subscription to the live entries of ``channels``, dropped when the block exits.
 
-        Entries appended after this returns reach the inbox; older ones are the caller's to read
-        from the history.
+        A channel is a job id or `STATUS_CHANNEL`. Entries appended after this returns reach the
+        inbox (those ``accept`` approves, when given); older ones are the caller's to read from
+        the history.
         """
-        subscription = Subscription(job_id, self._capacity)
-        self._subscribers.setdefault(job_id, set()).add(subscription)
+        subscription = Subscription(channels, self._capacity, accept)
+        for channel in subscription.channels:
+            self._subscribers.setdefault(channel, set()).add(subscription)
         try:
-            await self._watch(job_id)
+            for channel in subscription.channels:
+                await self._watch(channel)
             yield subscription
         finally:
             self._unsubscribe(subscription)
 
-    async def _watch(self, job_id: str) -> None:
-        if job_id in self._cursors:
+    async def _watch(self, channel: str) -> None:
+        if channel in self._cursors:
             return
-        newest = await self._events.last_id(job_id)
-        if job_id in self._subscribers:  # its subscriber may have gone while we asked
-            self._cursors.setdefault(job_id, newest)
+        newest = await self._events.last_id(channel)
+        if channel in self._subscribers:  # its subscriber may have gone while we asked
+            self._cursors.setdefault(channel, newest)
             self._watching.set()
             await self._wake_reader()
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         # synchronous: it runs in the `finally` of a cancelled response, where awaiting is unsafe
-        subscribers = self._subscribers.get(subscription.job_id)
-        if subscribers is None:
-            return
-        subscribers.discard(subscription)
-        if not subscribers:
-            del self._subscribers[subscription.job_id]
-            self._cursors.pop(subscription.job_id, None)
+        for channel in subscription.channels:
+            subscribers = self._subscribers.get(channel)
+            if subscribers is None:
+                continue
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[channel]
+                self._cursors.pop(channel, None)
 
     async def _wake_reader(self) -> None:
         """Wake the read in progress when it leaves out a watched stream."""
@@ -188,8 +250,10 @@ class LogFanout:
         if batches is None:
             await asyncio.sleep(_RETRY_S)
             return
-        for job_id, entries in batches:
-            self._dispatch(job_id, entries)
+        for channel, entries in batches:
+            self._dispatch(channel, entries)
+        if self._pace_s:
+            await asyncio.sleep(self._pace_s)  # let entries gather: fewer, bigger wake-ups
 
     async def _read(self, cursors: dict[str, str]) -> list[tuple[str, list[Entry]]] | None:
         self._reading = frozenset(cursors)
@@ -201,15 +265,15 @@ class LogFanout:
         finally:
             self._reading = None
 
-    def _dispatch(self, job_id: str, entries: list[Entry]) -> None:
-        cursor = self._cursors.get(job_id)
+    def _dispatch(self, channel: str, entries: list[Entry]) -> None:
+        cursor = self._cursors.get(channel)
         if cursor is None or not entries:
-            return  # nobody follows this job any more
-        newest = entries[-1][0]
-        if entry_key(newest) > entry_key(cursor):
-            self._cursors[job_id] = newest
-        for subscription in list(self._subscribers.get(job_id, ())):
-            if not subscription.offer(entries):
-                _log.info("slow log client dropped", job_id=job_id, capacity=self._capacity)
+            return  # nobody follows this stream any more
+        batch = Batch(channel, entries)
+        if batch.last > entry_key(cursor):
+            self._cursors[channel] = entries[-1][0]
+        for subscription in list(self._subscribers.get(channel, ())):
+            if not subscription.offer(batch):
+                _log.info("slow log client dropped", channel=channel, capacity=self._capacity)
                 subscription.close()
                 self._unsubscribe(subscription)
