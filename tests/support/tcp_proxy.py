@@ -96,6 +96,7 @@ class SeverableProxy:
             with self._lock:
                 self._open.discard(source)
                 self._open.discard(sink)
+            source.close()  # each socket is the source of one pump: closed once, by it
 
 
 @contextmanager

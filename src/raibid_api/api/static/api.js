@@ -97,7 +97,7 @@ export function openStream({ path, params, mint, onEvent, onState }) {
 
   const handle = (type) => (message) => {
     const id = message.lastEventId;
-    if (id && type !== "ready" && type !== "gap" && !isNewer(id, last)) return;
+    if (id && (type === "log" || type === "status") && !isNewer(id, last)) return;
     if (id && isNewer(id, last)) last = id;
     let data = null;
     try {
