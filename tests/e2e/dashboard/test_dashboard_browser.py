@@ -152,3 +152,65 @@ def test_a_writer_cancels_a_job_then_retries_it_from_its_page(
         retried = page.url.rpartition("/")[2]
         assert retried != job_id
         assert http.get(f"/jobs/{retried}", headers=OPERATOR).json()["retry_of"] == job_id
+
+
+def test_the_dashboard_works_at_phone_width_and_from_the_keyboard(
+    server: Server, proxy: SeverableProxy, browser: Browser
+) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        job_id = http.post("/jobs", json=TRIGGER, headers=OPERATOR).json()["id"]
+    page = open_signed_in(browser, proxy)
+    page.set_viewport_size({"width": 390, "height": 844})
+    row = page.locator(f'tr[data-job="{job_id}"]')
+    expect(row).to_be_visible()
+    # nothing sticks out sideways: no horizontal scrolling of the page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # keyboard only: Tab to the job's link, Enter opens its page
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.closest('tr')?.dataset.job") == job_id:
+            break
+    else:
+        pytest.fail("the job's link cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/ui/jobs/{job_id}")
+    expect(page.get_by_test_id("status")).to_have_text("pending")
+    assert page.get_by_test_id("log").get_attribute("tabindex") == "0"  # scrollable by keys
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+CHECKS = """
+async () => {
+  const base = document.querySelector("script[type=module]").src.replace(/app\\.js$/, "");
+  const { isNewer } = await import(base + "api.js");
+  const { plainText, parseAnsi } = await import(base + "ansi.js");
+  const { LogView } = await import(base + "logview.js");
+  const view = new LogView(() => {});
+  view.append(1, "one", "stdout");
+  view.append(1, "one again", "stdout");
+  view.append(2, "two", "stderr");
+  return {
+    newer: [isNewer("1-1", "1-0"), isNewer("10-0", "9-9"), isNewer("1-0,2-0", "1-0,1-0"),
+            isNewer("18446744073709551615-0", "18446744073709551614-9")],
+    repeats: [isNewer("1-0", "1-0"), isNewer("9-9", "10-0"), isNewer("1-0,1-0", "1-0,2-0")],
+    plain: [plainText("a\\x1b[2Kb\\x1b]0;title\\x07c"), plainText("50%\\r100%"),
+            plainText("x\\x00\\x08y\\tz")],
+    colours: [parseAnsi("\\x1b[31mr\\x1b[0m")[0].fg, parseAnsi("\\x1b[38;5;196mr")[0].fg,
+              parseAnsi("\\x1b[48;2;1;2;3mr")[0].bg, parseAnsi("\\x1b[1;4mr")[0].bold],
+    held: view.count,
+  };
+}
+"""
+
+
+def test_the_pages_stream_and_colour_logic_in_the_browser(
+    proxy: SeverableProxy, browser: Browser
+) -> None:
+    page = browser.new_page()
+    page.goto(proxy.base_url + "/")
+    checks = page.evaluate(CHECKS)
+    assert checks["newer"] == [True, True, True, True]
+    assert checks["repeats"] == [False, False, False]  # an event seen already is dropped
+    assert checks["plain"] == ["abc", "100%", "xy\tz"]
+    assert checks["colours"] == [1, "rgb(255,0,0)", "rgb(1,2,3)", True]
+    assert checks["held"] == 2  # a line number given twice is shown once

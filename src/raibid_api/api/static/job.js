@@ -24,6 +24,9 @@ export function showJob(main, notice, id) {
   const count = el("span", { class: "count", "data-testid": "line-count" }, "0 lines");
   const view = new LogView((n) => history.replaceState(null, "", `#L${n}`));
 
+  view.onRender = () => {
+    count.textContent = `${view.count} lines`;
+  };
   follow.addEventListener("change", () => view.setFollow(follow.checked));
   view.element.addEventListener("follow", () => { follow.checked = view.follow; });
   cancel.addEventListener("click", () => act("cancel"));
@@ -104,7 +107,6 @@ export function showJob(main, notice, id) {
     if (type === "log") {
       const n = data.n ?? view.count + 1;
       view.append(n, data.line ?? "", data.stream);
-      count.textContent = `${view.count} lines`;
       if (wantedLine === n && view.reveal(n)) wantedLine = null;
     } else if (type === "status") {
       const { job_id: _, ...next } = data;
@@ -115,8 +117,9 @@ export function showJob(main, notice, id) {
     } else if (type === "gap") {
       view.appendGap(data.dropped ?? null);
     } else if (type === "ready") {
-      performance.mark("raibid:history");
+      historyDone();
     } else if (type === "end") {
+      historyDone();
       finished = true;
       const final = (data.jobs || []).find((j) => j.id === id);
       if (final) {
@@ -125,6 +128,14 @@ export function showJob(main, notice, id) {
       }
       performance.mark("raibid:end");
     }
+  }
+
+  let historyMarked = false;
+  function historyDone() {
+    // the history has arrived (the stream's `ready`, or `end` for a job that is over)
+    if (historyMarked) return;
+    historyMarked = true;
+    performance.mark("raibid:history");
   }
 
   window.setInterval(() => {

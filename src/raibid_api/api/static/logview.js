@@ -15,6 +15,7 @@ export class LogView {
     this.follow = true;
     this.selected = null;
     this.onSelect = onSelect;
+    this.onRender = () => {};
     this.frame = 0;
     this.pool = [];
     this.firstLineShown = false;
@@ -30,8 +31,9 @@ export class LogView {
     new ResizeObserver(() => this.schedule()).observe(this.element);
   }
 
+  /** How many log lines it holds (markers of dropped lines not counted). */
   get count() {
-    return this.lines.length;
+    return this.byNumber.size;
   }
 
   /** A log line; ``n`` is its number in the job's log. */
@@ -160,6 +162,7 @@ export class LogView {
       if (this.rows.children[k] !== slot.row) this.rows.insertBefore(slot.row, this.rows.children[k] || null);
     });
     this.pool = ordered;
+    this.onRender();
     if (total && !this.firstLineShown) {
       this.firstLineShown = true;
       performance.mark("raibid:first-line");
