@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 from bench.agents.server import AGENT, AGENT_TOKEN, WRITE, WRITE_TOKEN, start_server
 from bench.common import format_table, machine_summary
 
 CHROMIUM = "/usr/bin/chromium"
 BATCH = 5_000
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 SCROLL = """
 async ({ target, step }) => {
