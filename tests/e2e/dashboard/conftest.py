@@ -27,7 +27,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    """A server process without anonymous reads, with an operator and a reader token."""
+    """A server process without anonymous reads, with an operator and a reader token.
+
+    Stream tokens live 2 s: a browser reconnecting after a cut (3 s later, the stream's `retry`)
+    is refused its old token and must mint a new one.
+    """
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
@@ -41,7 +45,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         },
         "webhooks": {"gitea": {"secret": SECRET}, "spool_dir": str(tmp_path / "spool")},
         "dispatch": {"mode": "none"},
-        "logs": {"heartbeat": "1s"},
+        "logs": {"heartbeat": "1s", "stream_token_ttl": "2s"},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -100,7 +100,9 @@ def test_a_job_appears_live_and_its_log_survives_a_cut_connection(
     assert [t for t in targets if OPERATOR_TOKEN in t] == []  # never the API token in a URL
     # once signed in, both streams (the list's and the job's) were opened with stream tokens
     assert [t for t in targets if t.startswith("/events?token=")]
-    assert [t for t in targets if t.startswith(f"/events?jobs={job_id}&token=")]
+    job_streams = [t for t in targets if t.startswith(f"/events?jobs={job_id}&token=")]
+    # the reconnection's old token had expired: a new one, resuming after the last event shown
+    assert [t for t in job_streams if "&last_event_id=" in t]
 
 
 def test_markup_in_a_commit_message_or_a_log_line_is_shown_as_text(

@@ -6,6 +6,7 @@ import {
 } from "./format.js";
 
 const SHOWN = 100;
+const KEPT = 1000;
 const STATUSES = ["pending", "running", "success", "failed", "cancelled"];
 
 export function showList(main, notice) {
@@ -119,7 +120,20 @@ export function showList(main, notice) {
     cells.queue.textContent = queuePosition(job);
   }
 
+  function forgetOld() {
+    // a tab left open for days: keep the newest jobs, and every pending one (queue positions)
+    if (jobs.size <= KEPT) return;
+    const old = [...jobs.values()].filter((job) => job.status !== "pending")
+      .sort((a, b) => (a.created_at < b.created_at ? -1 : 1))
+      .slice(0, jobs.size - KEPT);
+    for (const job of old) {
+      jobs.delete(job.id);
+      fromEvents.delete(job.id);
+    }
+  }
+
   function render() {
+    forgetOld();
     const now = Date.now();
     const shown = [...jobs.values()].filter(matches)
       .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))

@@ -17,6 +17,7 @@ export class LogView {
     this.onSelect = onSelect;
     this.onRender = () => {};
     this.frame = 0;
+    this.drawnTotal = -1;
     this.pool = [];
     this.firstLineShown = false;
     this.rows = el("div", { class: "log-rows" });
@@ -65,7 +66,10 @@ export class LogView {
 
   setFollow(follow) {
     this.follow = follow;
-    if (follow) this.schedule();
+    if (follow) {
+      this.element.scrollTop = this.lines.length * this.lineHeight;
+      this.schedule();
+    }
     this.element.dispatchEvent(new Event("follow"));
   }
 
@@ -131,8 +135,12 @@ export class LogView {
     const e = this.element;
     const h = this.lineHeight;
     const total = this.lines.length;
-    this.spacer.style.height = `${total * h}px`;
-    if (this.follow) e.scrollTop = total * h;
+    if (total !== this.drawnTotal) {
+      // only when lines arrived: the height, and the end when following it
+      this.drawnTotal = total;
+      this.spacer.style.height = `${total * h}px`;
+      if (this.follow) e.scrollTop = total * h;
+    }
     const first = Math.max(0, Math.floor(e.scrollTop / h) - OVERSCAN);
     const last = Math.min(total, Math.ceil((e.scrollTop + e.clientHeight) / h) + OVERSCAN);
     this.rows.style.transform = `translateY(${first * h}px)`;
