@@ -159,7 +159,8 @@ class EventStreams:
                 return self._status_bytes(batch, progress, flt)
 
             if after is None:
-                progress.last = await self._events.last_id(STATUS_CHANNEL)
+                # from now on: every entry after the reader's position reaches the inbox
+                progress.last = self._fanout.cursor(STATUS_CHANNEL) or NO_ENTRY
             else:
                 async for chunk in history(self._events, STATUS_CHANNEL, progress, encode):
                     yield chunk

@@ -162,6 +162,7 @@ class LogFanout:
         self._cursors: dict[str, str] = {}
         self._reading: frozenset[str] | None = None  # the jobs of the read in progress
         self._watching = asyncio.Event()  # set when a stream is added
+        self._asking: dict[str, asyncio.Future[str]] = {}  # newest entry ids being asked
 
     @property
     def watched_jobs(self) -> frozenset[str]:
@@ -195,7 +196,12 @@ class LogFanout:
     async def _watch(self, channel: str) -> None:
         if channel in self._cursors:
             return
-        newest = await self._events.last_id(channel)
+        # clients arriving together share one question to Redis, not one connection each
+        asking = self._asking.get(channel)
+        if asking is None:
+            asking = self._asking[channel] = asyncio.ensure_future(self._events.last_id(channel))
+            asking.add_done_callback(lambda _: self._asking.pop(channel, None))
+        newest = await asyncio.shield(asking)
         if channel in self._subscribers:  # its subscriber may have gone while we asked
             self._cursors.setdefault(channel, newest)
             self._watching.set()
@@ -234,6 +240,13 @@ class LogFanout:
         finally:
             self.close_all()
             await self._reader.aclose()
+
+    def cursor(self, channel: str) -> str | None:
+        """The id of the last entry of ``channel`` dispatched (None: the channel is not watched).
+
+        A subscriber of ``channel`` gets every entry after it in its inbox.
+        """
+        return self._cursors.get(channel)
 
     def close_all(self) -> None:
         """End every subscription now (the server stops): their clients resume elsewhere."""
