@@ -162,7 +162,9 @@ class EventStreams:
                 # from now on: every entry after the reader's position reaches the inbox
                 progress.last = self._fanout.cursor(STATUS_CHANNEL) or NO_ENTRY
             else:
-                async for chunk in history(self._events, STATUS_CHANNEL, progress, encode):
+                async for chunk in history(
+                    self._events, STATUS_CHANNEL, progress, encode, self._logs.history_reads
+                ):
                     yield chunk
             yield _ready(progress.last or NO_ENTRY)
             while True:
@@ -231,7 +233,9 @@ class EventStreams:
         async with self._fanout.subscribe(*index) as inbox:
             for f in followed:
                 job_id = str(f.job["id"])
-                async for chunk in history(self._events, job_id, f.progress, encode):
+                async for chunk in history(
+                    self._events, job_id, f.progress, encode, self._logs.history_reads
+                ):
                     yield chunk
                 if f.progress.final is None and JobStatus(f.job["status"]).is_terminal:
                     f.progress.final = f.job  # its terminal status came before the resume point
