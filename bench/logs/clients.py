@@ -3,9 +3,10 @@
     python -m bench.logs.clients --port P --token T --count 250 --out result.json PATH [PATH ...]
 
 Client ``i`` opens ``PATHS[i % len(PATHS)]``. It prints ``READY`` once every client got its first
-event, and writes when they are all done (or ``--deadline`` passed): how many log lines each
-client received, whether it got `end`, and a histogram of line latency in milliseconds (posted
-→ received) over the lines that carry their posting time (``T<epoch seconds>``).
+event (after the `retry:` hint), and writes when they are all done (or ``--deadline`` passed):
+how many log lines each client received, whether it got `end`, and a histogram of line latency
+in milliseconds (posted → received) over the lines that carry their posting time
+(``T<epoch seconds>``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ async def _follow(port: int, path: str, token: str, state: _Client, first: async
             if cut < 0:
                 continue
             done, pending = pending[: cut + 2], pending[cut + 2 :]
-            first.set()
+            if b"event: " in done:
+                first.set()  # its stream has begun (past the `retry:` hint)
             state.lines += done.count(_LOG)
             for stamp in _STAMP.findall(done):
                 state.latencies[int((now - float(stamp)) * 1000)] += 1

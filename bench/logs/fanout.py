@@ -56,8 +56,8 @@ class Scenario:
     batch: int
 
     def path(self, job_id: str, *, events: bool) -> str:
-        """What a client of ``job_id`` follows."""
-        return f"/events?jobs={job_id}" if events else f"/jobs/{job_id}/logs"
+        """What a client of ``job_id`` follows: `/events` for several jobs, where served."""
+        return f"/events?jobs={job_id}" if events and self.jobs > 1 else f"/jobs/{job_id}/logs"
 
 
 SCENARIOS = {

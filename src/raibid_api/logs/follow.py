@@ -31,8 +31,8 @@ _log = structlog.get_logger("raibid_api.logs")
 HISTORY_PAGE = 1_000
 """Entries read from the history per Redis call."""
 HISTORY_READS = 2
-"""History pages read at once per process: a thousand clients arriving together queue for these
-rather than each taking a connection from the shared pool."""
+"""Reads of streams' history (and of the job a stream follows) at once per process: a thousand
+clients arriving together queue for these rather than each taking a connection from the pool."""
 HEARTBEAT = encode_comment("heartbeat")
 _VIEW = "job"  # the shared rendering of a batch for the per-job stream
 
