@@ -122,6 +122,16 @@ class _StatusRendered(NamedTuple):
     joined: bytes
 
 
+class _JobsRendered(NamedTuple):
+    """A batch as `/events?jobs=` streams send it: each event's id and the rest of it."""
+
+    pieces: list[tuple[Piece, bytes, bytes]]
+    alone: bytes  # every event, for a client of this job alone (its id is the entry id)
+    first_n: int | None
+    last_n: int | None
+    unusual: bool  # lines dropped inside the batch, or the job ends in it
+
+
 @dataclass
 class _Followed:
     """One job of a `/events?jobs=` stream: where its client is in it."""
@@ -159,9 +169,12 @@ class EventStreams:
                 return self._status_bytes(batch, progress, flt)
 
             if after is None:
-                progress.last = await self._events.last_id(STATUS_CHANNEL)
+                # from now on: every entry after the reader's position reaches the inbox
+                progress.last = self._fanout.cursor(STATUS_CHANNEL) or NO_ENTRY
             else:
-                async for chunk in history(self._events, STATUS_CHANNEL, progress, encode):
+                async for chunk in history(
+                    self._events, STATUS_CHANNEL, progress, encode, self._logs.history_reads
+                ):
                     yield chunk
             yield _ready(progress.last or NO_ENTRY)
             while True:
@@ -230,7 +243,9 @@ class EventStreams:
         async with self._fanout.subscribe(*index) as inbox:
             for f in followed:
                 job_id = str(f.job["id"])
-                async for chunk in history(self._events, job_id, f.progress, encode):
+                async for chunk in history(
+                    self._events, job_id, f.progress, encode, self._logs.history_reads
+                ):
                     yield chunk
                 if f.progress.final is None and JobStatus(f.job["status"]).is_terminal:
                     f.progress.final = f.job  # its terminal status came before the resume point
@@ -250,17 +265,48 @@ class EventStreams:
         finals = [self._show_job(f.progress.final) for f in followed if f.progress.final]
         yield encode_event("end", orjson.dumps({"job_id": None, "jobs": finals}).decode())
 
-    def _render_jobs(self, batch: Batch) -> list[tuple[Piece, bytes]]:
-        out = []
+    def _render_jobs(self, batch: Batch) -> _JobsRendered:
+        pieces = []
+        first_n = last_n = None
+        gaps = ends = False
         for piece in render_pieces(batch, self._show_job):
             data = piece.data | {"job_id": batch.channel}
-            out.append((piece, encode_event(piece.event, orjson.dumps(data).decode())))
-        return out
+            body = encode_event(piece.event, orjson.dumps(data).decode())
+            pieces.append((piece, piece.entry_id.encode(), b"\n" + body))
+            gaps = gaps or dropped_between(last_n, piece.n) > 0
+            if piece.n is not None:
+                first_n = piece.n if first_n is None else first_n
+                last_n = piece.n
+            ends = ends or piece.final is not None
+        alone = b"".join([b"id: " + entry_id + rest for _, entry_id, rest in pieces])
+        return _JobsRendered(pieces, alone, first_n, last_n, gaps or ends)
 
     def _jobs_bytes(self, batch: Batch, progress: Progress, at: int, vector: list[str]) -> bytes:
-        """This client's events of ``batch``: shared bodies, each after its own id vector."""
+        """This client's events of ``batch``: shared bodies, each after its own id vector.
+
+        Within a batch only this job's component of the vector moves, so the rest of the id is
+        worked out once per batch; a client of one job sends the batch's bytes as they are.
+        """
+        if progress.final is not None:
+            return b""
+        rendered = batch.shared(_JOBS_VIEW, self._render_jobs)
+        if (
+            not rendered.unusual
+            and progress.is_new(batch.first)
+            and not dropped_between(progress.last_n, rendered.first_n)
+        ):
+            progress.last = vector[at] = batch.entries[-1][0]
+            progress.last_n = rendered.last_n if rendered.last_n is not None else progress.last_n
+            if len(vector) == 1:
+                return rendered.alone
+            before = "".join(f"{v}," for v in vector[:at]).encode()
+            after = "".join(f",{v}" for v in vector[at + 1 :]).encode()
+            head = b"id: " + before
+            return b"".join(
+                [head + entry_id + after + rest for _, entry_id, rest in rendered.pieces]
+            )
         parts: list[bytes] = []
-        for piece, body in batch.shared(_JOBS_VIEW, self._render_jobs):
+        for piece, _, rest in rendered.pieces:
             if progress.final is not None:
                 break
             if not progress.is_new(piece.key):
@@ -270,8 +316,7 @@ class EventStreams:
             progress.last = vector[at] = piece.entry_id
             progress.last_n = piece.n if piece.n is not None else progress.last_n
             progress.final = piece.final
-            parts.append(b"id: " + ",".join(vector).encode() + b"\n")
-            parts.append(body)
+            parts.append(b"id: " + ",".join(vector).encode() + rest)
         return b"".join(parts)
 
 

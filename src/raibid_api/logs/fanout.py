@@ -29,6 +29,8 @@ _RETRY_S = 1.0  # pause after a failed read (Redis away), so the loop does not s
 _NUDGES = 20  # tries to wake a read that is not blocked yet (its command still on the way)
 _NUDGE_S = 0.005
 _T = TypeVar("_T")
+WAKE_SLICE = 50
+"""Subscribers woken at once; the reader lets them run before it wakes the next ones."""
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -60,6 +62,11 @@ class Batch:
         return cast("_T", self._shared[view])
 
 
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Subscription:
     """One client's bounded inbox of the live entries of some channels (streams)."""
 
@@ -75,7 +82,7 @@ class Subscription:
         self._accept = accept
         self._inbox: deque[Batch] = deque()
         self._size = 0
-        self._ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the receive waiting for a batch
         self._closed = False
 
     @property
@@ -100,31 +107,43 @@ class Subscription:
             return False
         self._inbox.append(batch)
         self._size += len(batch.entries)
-        self._ready.set()
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def close(self) -> None:
         """End the subscription: `receive` answers None from now on, even with entries queued."""
         self._closed = True
         self._inbox.clear()
         self._size = 0
-        self._ready.set()
+        self._wake()
 
     async def receive(self, wait_s: float) -> list[Batch] | None:
         """Every batch queued so far, oldest first: waits up to ``wait_s`` seconds for one.
+
+        A bare future and a timer, not `asyncio.wait_for` (which makes a task per call): a
+        thousand clients of one job wait here for every batch.
 
         Returns:
             The batches; [] when none came in time; None once the subscription is closed.
         """
         if not self._inbox and not self._closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait_s)
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(wait_s, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self._closed:
             return None
         batches = list(self._inbox)
         self._inbox.clear()
         self._size = 0
-        self._ready.clear()
         return batches
 
     async def receive_entries(self, wait_s: float) -> list[Entry] | None:
@@ -162,6 +181,7 @@ class LogFanout:
         self._cursors: dict[str, str] = {}
         self._reading: frozenset[str] | None = None  # the jobs of the read in progress
         self._watching = asyncio.Event()  # set when a stream is added
+        self._asking: dict[str, asyncio.Future[str]] = {}  # newest entry ids being asked
 
     @property
     def watched_jobs(self) -> frozenset[str]:
@@ -195,7 +215,12 @@ class LogFanout:
     async def _watch(self, channel: str) -> None:
         if channel in self._cursors:
             return
-        newest = await self._events.last_id(channel)
+        # clients arriving together share one question to Redis, not one connection each
+        asking = self._asking.get(channel)
+        if asking is None:
+            asking = self._asking[channel] = asyncio.ensure_future(self._events.last_id(channel))
+            asking.add_done_callback(lambda _: self._asking.pop(channel, None))
+        newest = await asyncio.shield(asking)
         if channel in self._subscribers:  # its subscriber may have gone while we asked
             self._cursors.setdefault(channel, newest)
             self._watching.set()
@@ -235,6 +260,13 @@ class LogFanout:
             self.close_all()
             await self._reader.aclose()
 
+    def cursor(self, channel: str) -> str | None:
+        """The id of the last entry of ``channel`` dispatched (None: the channel is not watched).
+
+        A subscriber of ``channel`` gets every entry after it in its inbox.
+        """
+        return self._cursors.get(channel)
+
     def close_all(self) -> None:
         """End every subscription now (the server stops): their clients resume elsewhere."""
         for subscribers in list(self._subscribers.values()):
@@ -251,7 +283,7 @@ class LogFanout:
             await asyncio.sleep(_RETRY_S)
             return
         for channel, entries in batches:
-            self._dispatch(channel, entries)
+            await self._dispatch(channel, entries)
         if self._pace_s:
             await asyncio.sleep(self._pace_s)  # let entries gather: fewer, bigger wake-ups
 
@@ -265,15 +297,26 @@ class LogFanout:
         finally:
             self._reading = None
 
-    def _dispatch(self, channel: str, entries: list[Entry]) -> None:
+    async def _dispatch(self, channel: str, entries: list[Entry]) -> None:
+        """Hand ``entries`` to every subscriber of ``channel``, a slice of them at a time.
+
+        Each woken subscriber runs before the next slice is woken, so whatever else the process
+        does (an agent's log POST) waits for one slice of clients at most, not for all of them.
+        """
         cursor = self._cursors.get(channel)
         if cursor is None or not entries:
             return  # nobody follows this stream any more
         batch = Batch(channel, entries)
         if batch.last > entry_key(cursor):
             self._cursors[channel] = entries[-1][0]
-        for subscription in list(self._subscribers.get(channel, ())):
-            if not subscription.offer(batch):
-                _log.info("slow log client dropped", channel=channel, capacity=self._capacity)
-                subscription.close()
-                self._unsubscribe(subscription)
+        subscribers = list(self._subscribers.get(channel, ()))
+        for start in range(0, len(subscribers), WAKE_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let the slice just woken (and anyone else) run
+            for subscription in subscribers[start : start + WAKE_SLICE]:
+                if subscription.closed:
+                    continue  # gone while an earlier slice ran
+                if not subscription.offer(batch):
+                    _log.info("slow log client dropped", channel=channel, capacity=self._capacity)
+                    subscription.close()
+                    self._unsubscribe(subscription)

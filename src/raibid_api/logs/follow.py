@@ -10,6 +10,7 @@ bytes. A client only renders on its own at the seam between its history and the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ _log = structlog.get_logger("raibid_api.logs")
 
 HISTORY_PAGE = 1_000
 """Entries read from the history per Redis call."""
+HISTORY_READS = 2
+"""Reads of streams' history (and of the job a stream follows) at once per process: a thousand
+clients arriving together queue for these rather than each taking a connection from the pool."""
 HEARTBEAT = encode_comment("heartbeat")
 _VIEW = "job"  # the shared rendering of a batch for the per-job stream
 
@@ -116,6 +120,7 @@ class LogFollower:
         self._show_job = show_job
         self._heartbeat_s = heartbeat_s
         self._retry_ms = retry_ms
+        self._history_reads = asyncio.Semaphore(HISTORY_READS)
 
     @property
     def fanout(self) -> LogFanout:
@@ -131,6 +136,11 @@ class LogFollower:
     def show_job(self) -> Callable[[Job], Job]:
         """The job as the API shows it."""
         return self._show_job
+
+    @property
+    def history_reads(self) -> asyncio.Semaphore:
+        """The history reads that may run at once."""
+        return self._history_reads
 
     @property
     def heartbeat_s(self) -> float:
@@ -164,7 +174,9 @@ class LogFollower:
     async def _follow(self, job: Job, progress: Progress) -> AsyncGenerator[bytes, None]:
         job_id = str(job["id"])
         async with self._fanout.subscribe(job_id) as inbox:
-            async for chunk in history(self._events, job_id, progress, self._batch_bytes):
+            async for chunk in history(
+                self._events, job_id, progress, self._batch_bytes, self._history_reads
+            ):
                 yield chunk
             if progress.final is None and JobStatus(job["status"]).is_terminal:
                 progress.final = job  # its terminal status came before ``after``
@@ -237,6 +249,7 @@ async def history(
     channel: str,
     progress: Progress,
     encode: Callable[[Batch, Progress], bytes],
+    reads: asyncio.Semaphore,
 ) -> AsyncIterator[bytes]:
     """The stored entries of ``channel`` after ``progress.last``, a page at a time, encoded.
 
@@ -245,13 +258,15 @@ async def history(
     """
     cursor = progress.last
     if cursor is not None:
-        anchor, page = await events.resume(channel, cursor, HISTORY_PAGE)
+        async with reads:
+            anchor, page = await events.resume(channel, cursor, HISTORY_PAGE)
         if anchor is not None:
             progress.last_n = line_number(anchor[1])
         elif page and cursor != NO_ENTRY:
             yield gap_event(None if channel == STATUS_CHANNEL else channel, None)
     else:
-        page = await events.read_after(channel, None, HISTORY_PAGE)
+        async with reads:
+            page = await events.read_after(channel, None, HISTORY_PAGE)
     while True:
         if page:
             chunk = encode(Batch(channel, page), progress)
@@ -260,4 +275,5 @@ async def history(
         if len(page) < HISTORY_PAGE or progress.final is not None:
             return
         cursor = page[-1][0]
-        page = await events.read_after(channel, cursor, HISTORY_PAGE)
+        async with reads:
+            page = await events.read_after(channel, cursor, HISTORY_PAGE)

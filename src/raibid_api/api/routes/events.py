@@ -84,7 +84,8 @@ async def events(
         ids = _job_ids(jobs)
         reader.check(jobs_grant(ids))
         after = parse_job_vector(last_event_id_header or last_event_id, len(ids))
-        followed = await _jobs_of(service, ids)
+        async with state.live_logs.history_reads:  # clients connecting together take turns
+            followed = await _jobs_of(service, ids)
         return StreamingResponse(
             streams.jobs(followed, after), media_type=EVENT_STREAM, headers=SSE_HEADERS
         )

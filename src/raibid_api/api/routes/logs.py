@@ -69,7 +69,8 @@ async def read_logs(
     reader.check(job_grant(str(parse_job_id(job_id))))
     if EVENT_STREAM in request.headers.get("accept", ""):
         after = parse_last_event_id(last_event_id_header, last_event_id)
-        job = await jobs.get(parse_job_id(job_id))
+        async with live_logs.history_reads:  # a thousand clients connecting take turns
+            job = await jobs.get(parse_job_id(job_id))
         stream = live_logs.stream(job, after)
         return StreamingResponse(stream, media_type=EVENT_STREAM, headers=SSE_HEADERS)
     job = await jobs.get(parse_job_id(job_id))
