@@ -6,10 +6,13 @@ itself and show every line exactly once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.support.dashboard_server import dashboard_server
 from tests.support.http_agent import HttpAgent
 from tests.support.polling import eventually_sync
 from tests.support.server_process import OPERATOR, OPERATOR_TOKEN, TRIGGER, Server
@@ -216,3 +219,41 @@ def test_the_pages_stream_and_colour_logic_in_the_browser(
     assert checks["plain"] == ["abc", "100%", "xy\tz"]
     assert checks["colours"] == [1, "rgb(255,0,0)", "rgb(1,2,3)", True]
     assert checks["held"] == 2  # a line number given twice is shown once
+
+
+def test_a_log_past_max_lines_shows_where_lines_were_dropped(
+    tmp_path: Path, browser: Browser
+) -> None:
+    with (
+        dashboard_server(tmp_path, max_lines=100) as server,
+        httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http,
+    ):
+        http.post("/jobs", json=TRIGGER, headers=OPERATOR).raise_for_status()
+        agent = HttpAgent(http, OPERATOR, "big-log-agent")
+        agent.log(*(f"line {i}" for i in range(2, 301)))
+        agent.complete()
+        kept = http.get(
+            f"/jobs/{agent.job_id}/logs", headers=OPERATOR | {"Accept": "application/json"}
+        ).json()
+        gaps = [entry["data"]["dropped"] for entry in kept if entry["event"] == "gap"]
+        assert len(gaps) == 1
+
+        page = browser.new_page(viewport={"width": 1280, "height": 1800})
+        page.set_default_timeout(TIMEOUT * 1000)
+        page.goto(f"{server.base_url}/ui/jobs/{agent.job_id}#L1")
+        page.fill("#login-token", OPERATOR_TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_test_id("status")).to_have_text("success")
+        expect(page.locator(".line.selected .ln")).to_have_text("1")  # #L1: scrolled to it
+        marker = page.locator("[data-testid=log] .line.gap")
+        expect(marker).to_have_text(f"[… {gaps[0]} lines dropped …]")
+        # the rows in view, in order, are the kept entries with the marker where they were dropped
+        expected = [str(e["data"]["n"]) if e["event"] == "log" else "gap" for e in kept
+                    if e["event"] != "status"]  # fmt: skip
+        shown: list[str] = page.locator("[data-testid=log] .line").evaluate_all(
+            "rows => rows.map(r => r.classList.contains('gap') ? 'gap'"
+            " : r.querySelector('.ln').textContent)"
+        )
+        assert "gap" in shown
+        start = expected.index(shown[0])
+        assert shown == expected[start : start + len(shown)]
