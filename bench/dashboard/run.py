@@ -12,7 +12,8 @@ the plain-text log that `links.web` pointed at before the dashboard (`GET /jobs/
 - scrolling: the page scrolls from the top to the bottom of the log at a fixed distance per
   animation frame; each frame's interval comes from `requestAnimationFrame` timestamps. A frame
   that took k vsync periods (16.7 ms) dropped k-1 frames. `long-animation-frame` entries (over
-  50 ms) are counted too.
+  50 ms) are counted too, and the renderer's main-thread busy time per frame (the DevTools
+  protocol's `TaskDuration`), which depends less on what else the machine runs.
 
     python -m bench.dashboard.run [--lines 100000] [--rounds 3] [--step 600]
 """
@@ -117,9 +118,13 @@ def measure(page: Page, url: str, kind: str, step: int, lines: int) -> dict[str,
         page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
         first = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime")
         whole = page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    before = main_thread_seconds(cdp.send("Performance.getMetrics"))
     scrolled: dict[str, Any] = page.evaluate(
         SCROLL, {"target": "log" if kind == "dashboard" else "page", "step": step}
     )
+    busy = main_thread_seconds(cdp.send("Performance.getMetrics")) - before
     intervals: list[float] = scrolled["intervals"]
     return {
         "first": first,
@@ -129,7 +134,13 @@ def measure(page: Page, url: str, kind: str, step: int, lines: int) -> dict[str,
         "p50": statistics.median(intervals),
         "p99": sorted(intervals)[int(len(intervals) * 0.99)],
         "long": scrolled["longFrames"],
+        "busy": busy * 1000 / max(1, len(intervals)),
     }
+
+
+def main_thread_seconds(metrics: dict[str, Any]) -> float:
+    """The renderer main thread's busy time so far (CDP `TaskDuration`), in seconds."""
+    return float(next(m["value"] for m in metrics["metrics"] if m["name"] == "TaskDuration"))
 
 
 def main() -> None:
@@ -183,6 +194,7 @@ def print_results(args: argparse.Namespace, results: dict[str, list[dict[str, fl
         "p50": "frame interval p50 (ms)",
         "p99": "frame interval p99 (ms)",
         "long": "long animation frames (> 50 ms)",
+        "busy": "main-thread work per frame (ms)",
     }
     rows = []
     for key, name in names.items():

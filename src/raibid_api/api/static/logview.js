@@ -1,6 +1,7 @@
 // A log of any length, fast: only the lines in view (and a few around) are in the document.
 // Every line has the same height, so the line at a scroll position is a division away; a spacer
-// as tall as all the lines gives the scroll bar its range.
+// as tall as all the lines gives the scroll bar its range. Each row is placed on its own, so
+// scrolling moves the rows already drawn as they are and paints only the rows that come in.
 
 import { renderAnsi } from "./ansi.js";
 import { el } from "./format.js";
@@ -113,6 +114,10 @@ export class LogView {
 
   fill(slot, index) {
     const line = this.lines[index];
+    if (slot.index !== index) {
+      // each row sits at its own place: a row that stays in view is not painted again
+      slot.row.style.transform = `translateY(${index * this.lineHeight}px)`;
+    }
     slot.index = index;
     if (line.gap !== undefined) {
       slot.row.className = "line gap";
@@ -143,7 +148,6 @@ export class LogView {
     }
     const first = Math.max(0, Math.floor(e.scrollTop / h) - OVERSCAN);
     const last = Math.min(total, Math.ceil((e.scrollTop + e.clientHeight) / h) + OVERSCAN);
-    this.rows.style.transform = `translateY(${first * h}px)`;
     const wanted = last - first;
     while (this.pool.length < wanted) {
       const slot = this.makeRow();
