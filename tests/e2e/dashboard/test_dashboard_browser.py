@@ -28,11 +28,19 @@ ATTACKS = (
     '"><svg onload="window.__xss = \'svg\'">',
 )
 
+# every breach of the Content-Security-Policy the page commits, kept in window.__breaches
+WATCH_POLICY = """
+window.__breaches = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__breaches.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
 
 def open_signed_in(browser: Browser, proxy: SeverableProxy, path: str = "/") -> Page:
     """A tab on ``path`` through the proxy, signed in with the operator's token."""
     page = browser.new_page(viewport={"width": 1280, "height": 1800})
     page.set_default_timeout(TIMEOUT * 1000)
+    page.add_init_script(WATCH_POLICY)
     page.goto(proxy.base_url + path)
     expect(page.locator("#notice")).to_contain_text("Sign in")
     page.fill("#login-token", OPERATOR_TOKEN)
@@ -97,6 +105,7 @@ def test_a_job_appears_live_and_its_log_survives_a_cut_connection(
         expect(page.locator(".connection")).to_have_attribute("data-state", "ended")
         assert shows_lines(page, expected), log_lines(page)
         assert page.evaluate("window.__sameDocument") is True  # no reload
+        assert page.evaluate("window.__breaches") == []
         assert page.get_by_test_id("line-count").text_content() == f"{len(expected)} lines"
 
     targets = proxy.request_targets()
@@ -135,6 +144,7 @@ def test_markup_in_a_commit_message_or_a_log_line_is_shown_as_text(
         expect(coloured).to_have_text("red and bold")
 
         assert page.evaluate("window.__xss") is None
+        assert page.evaluate("window.__breaches") == []  # nothing even tried to run
         assert page.locator("main img, main svg, main script").count() == 0
 
 
