@@ -7,6 +7,7 @@ itself and show every line exactly once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -267,3 +268,51 @@ def test_a_log_past_max_lines_shows_where_lines_were_dropped(
         assert "gap" in shown
         start = expected.index(shown[0])
         assert shown == expected[start : start + len(shown)]
+
+
+CONTRAST = """
+() => {
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => v / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const ratio = (a, b) => {
+    const [x, y] = [lum(rgb(a)), lum(rgb(b))].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05);
+  };
+  const log = document.createElement("div");
+  log.className = "log";
+  document.body.append(log);
+  const found = {};
+  const logBg = getComputedStyle(log).backgroundColor;
+  for (const cls of [...Array(16).keys()].map((i) => `fg${i}`).concat(["ln", "lt"])) {
+    const span = document.createElement("span");
+    span.className = cls;
+    log.append(span);
+    found[cls] = ratio(getComputedStyle(span).color, logBg);
+  }
+  const pageBg = getComputedStyle(document.documentElement).backgroundColor;
+  for (const status of ["pending", "running", "success", "failed", "cancelled"]) {
+    const badge = document.createElement("span");
+    badge.className = `badge ${status}`;
+    document.body.append(badge);
+    found[status] = ratio(getComputedStyle(badge).color, pageBg);
+  }
+  found.text = ratio(getComputedStyle(document.body).color, pageBg);
+  return found;
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_and_colours_are_readable_on_their_background(
+    proxy: SeverableProxy, browser: Browser, scheme: Literal["light", "dark"]
+) -> None:
+    page = browser.new_page(color_scheme=scheme)
+    page.goto(proxy.base_url + "/")
+    ratios: dict[str, float] = page.evaluate(CONTRAST)
+    assert len(ratios) == 16 + 2 + 5 + 1
+    # WCAG AA for normal text: at least 4.5:1
+    assert {name: round(r, 2) for name, r in ratios.items() if r < 4.5} == {}
