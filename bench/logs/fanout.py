@@ -145,9 +145,13 @@ async def _agent_job(
             stamp = f" T{time.time():.6f}" if index % STAMP_EVERY == 0 else ""
             lines.append(f"L{index:07d}{stamp} {PAD}")
         began = time.perf_counter()
-        response = await http.post(
-            f"/agent/jobs/{job.job_id}/logs", json={"lines": lines}, headers=headers
-        )
+        try:
+            response = await http.post(
+                f"/agent/jobs/{job.job_id}/logs", json={"lines": lines}, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            run.errors.append(f"log POST failed: {exc!r}")
+            break
         run.post_ms.append((time.perf_counter() - began) * 1000)
         if response.status_code != 200:
             run.errors.append(f"log POST {response.status_code}: {response.text[:200]}")
@@ -203,11 +207,14 @@ async def one_run(
             )
             run.seconds = time.perf_counter() - began
             for job in jobs:
-                await http.post(
-                    f"/agent/jobs/{job.job_id}/complete",
-                    json={"status": "success", "exit_code": 0},
-                    headers={"Authorization": f"Bearer {job.token}"},
-                )
+                try:
+                    await http.post(
+                        f"/agent/jobs/{job.job_id}/complete",
+                        json={"status": "success", "exit_code": 0},
+                        headers={"Authorization": f"Bearer {job.token}"},
+                    )
+                except httpx.HTTPError as exc:  # its clients then stop at their deadline
+                    run.errors.append(f"complete failed: {exc!r}")
         for process, _ in started:
             await asyncio.wait_for(process.wait(), DEADLINE_S * 5)
         run.cpu_s = server.cpu_seconds() - cpu_before
