@@ -16,8 +16,8 @@ The clients are ``--client-procs`` processes of raw-socket clients (`bench.logs.
 process is the agent. Measured: lines the agent got written per second, its log POST latency,
 every client's line count against what was written, line latency (posted → received, from
 every 20th line, which carries its posting time), the server's peak RSS, the server's Redis
-connections (peak of ``CLIENT LIST`` less this bench's own), and the server + Redis CPU. See
-docs/benchmarks.md.
+connections (peak of ``CLIENT LIST`` less this bench's own), and the server + Redis CPU (in all,
+and per line delivered to a client). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -249,12 +249,14 @@ def _row(label: str, run: Run) -> list[str]:
         f"{run.rss_mb:.0f}",
         str(run.redis_connections),
         f"{run.cpu_s / run.seconds * 100:.0f}",
+        f"{run.cpu_s / max(1, sum(run.client_lines)) * 1e6:.2f}",
     ]
 
 
 HEADER = [
     "run", "lines/s written", "POST p50 ms", "POST p99 ms", "clients with every line",
     "line p50 ms", "line p99 ms", "peak RSS MB", "peak Redis conns", "server+Redis CPU %",
+    "CPU µs per line delivered",
 ]  # fmt: skip
 
 
@@ -265,7 +267,8 @@ def _median_row(label: str, runs: Sequence[Run]) -> list[str]:
         return f"{statistics.median(float(row[column]) for row in rows):.0f}"
 
     return [label, *(median(c) for c in range(1, 4)), ", ".join(r[4] for r in rows),
-            *(median(c) for c in range(5, 10))]  # fmt: skip
+            *(median(c) for c in range(5, 10)),
+            f"{statistics.median(float(row[10]) for row in rows):.2f}"]  # fmt: skip
 
 
 async def main(argv: Sequence[str]) -> None:
