@@ -86,11 +86,6 @@ class Subscription:
         self._closed = False
 
     @property
-    def job_id(self) -> str:
-        """The first channel (the job, for a subscription to one job)."""
-        return self.channels[0]
-
-    @property
     def closed(self) -> bool:
         """Whether the fan-out dropped this client (it overflowed, or the server stops)."""
         return self._closed
