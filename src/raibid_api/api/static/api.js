@@ -156,5 +156,4 @@ export function openStream({ path, params, mint, onEvent, onState }) {
   }
 
   connect();
-  return { stop, get lastId() { return last; } };
 }
