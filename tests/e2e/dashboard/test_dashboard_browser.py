@@ -316,3 +316,29 @@ def test_text_and_colours_are_readable_on_their_background(
     assert len(ratios) == 16 + 2 + 5 + 1
     # WCAG AA for normal text: at least 4.5:1
     assert {name: round(r, 2) for name, r in ratios.items() if r < 4.5} == {}
+
+
+def test_the_list_filters_by_branch_and_status_and_stays_live(
+    server: Server, proxy: SeverableProxy, browser: Browser
+) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        main = http.post("/jobs", json=TRIGGER, headers=OPERATOR).json()
+        page = open_signed_in(browser, proxy)
+        expect(page.locator(f'tr[data-job="{main["id"]}"]')).to_be_visible()
+        page.get_by_label("Branch").fill("release")
+        page.get_by_label("Status").select_option("pending")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator(f'tr[data-job="{main["id"]}"]')).to_have_count(0)
+        assert page.url.endswith("/?branch=release&status=pending")
+
+        release = http.post("/jobs", json=TRIGGER | {"branch": "release"}, headers=OPERATOR)
+        release_id = release.json()["id"]
+        second_main = http.post("/jobs", json=TRIGGER, headers=OPERATOR).json()["id"]
+        row = page.locator(f'tr[data-job="{release_id}"]')
+        expect(row).to_contain_text("release")
+        expect(row).to_contain_text("#2")  # behind the older pending job that is not shown
+        cancelled = http.post(f"/jobs/{release_id}/cancel", json={}, headers=OPERATOR)
+        assert cancelled.status_code == 200, cancelled.text
+        expect(row).to_have_count(0)  # no longer pending: out of this view
+        assert page.locator(f'tr[data-job="{second_main}"]').count() == 0
+        expect(page.locator(".summary")).to_have_text("No jobs match.")
