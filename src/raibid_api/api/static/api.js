@@ -119,7 +119,12 @@ export function openStream({ path, params, mint, onEvent, onState }) {
     try {
       if (session.token) query.set("token", (await mint()).token);
     } catch (error) {
-      retryLater(error);
+      if (error instanceof ApiError && error.status === 404) {
+        stop(); // no such job: nothing to come back for
+        onState("not found");
+      } else {
+        retryLater(error);
+      }
       return;
     }
     if (last) query.set("last_event_id", last);
