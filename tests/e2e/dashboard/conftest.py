@@ -12,7 +12,7 @@ from playwright.sync_api import Browser
 from tests.support.browser import chromium
 from tests.support.dashboard_server import dashboard_server
 from tests.support.server_process import Server
-from tests.support.tcp_proxy import SeverableProxy, severable_proxy
+from tests.support.severable_proxy import SeverableProxy, severable_proxy
 
 
 @pytest.fixture(scope="module")

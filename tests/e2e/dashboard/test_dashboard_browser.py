@@ -17,7 +17,7 @@ from tests.support.dashboard_server import dashboard_server
 from tests.support.http_agent import HttpAgent
 from tests.support.polling import eventually_sync
 from tests.support.server_process import OPERATOR, OPERATOR_TOKEN, TRIGGER, Server
-from tests.support.tcp_proxy import SeverableProxy
+from tests.support.severable_proxy import SeverableProxy
 from tests.support.webhook_deliveries import headers_for, push_body, sha
 
 pytestmark = pytest.mark.e2e
