@@ -74,6 +74,7 @@ bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchm
 	$(BIN)/python -m bench.webhooks.busy
 	$(BIN)/python -m bench.metrics.overhead --before main
 	$(BIN)/python -m bench.metrics.scrape
+	$(BIN)/python -m bench.dashboard.run
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
 	$(BIN)/raibid-api openapi > docs/openapi.json

@@ -68,10 +68,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(workdir: Path, **sections: dict[str, object]) -> BenchServer:
+def start_server(
+    workdir: Path, pythonpath: Path | None = None, **sections: dict[str, object]
+) -> BenchServer:
     """`python -m raibid_api serve` on a free port, ready when /ready answers.
 
-    ``sections`` replace whole sections of the configuration (``dispatch``, ``jobs`` ...).
+    ``pythonpath`` runs the code of another tree (its ``src``, e.g. an archive of main) instead
+    of this one's. ``sections`` replace whole sections of the configuration (``dispatch``,
+    ``jobs`` ...).
     """
     port = free_port()
     config = {
@@ -92,6 +96,8 @@ def start_server(workdir: Path, **sections: dict[str, object]) -> BenchServer:
     path = workdir / "agents-bench.yaml"
     path.write_text(yaml.safe_dump(config | sections))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAIBID_")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     child = ChildProcess(
         [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)],
         workdir / "server.log",

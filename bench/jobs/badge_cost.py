@@ -58,6 +58,7 @@ async def _end(store: JobStore, keys: Keys, job: Job, *, badge: bool) -> float:
         keys.job(job_id), keys.index_status("running"), keys.index_status("success"),
         keys.events(job_id), keys.queue, keys.index_expiry, keys.content("none"),
         keys.index_status_repo("running", REPO), keys.index_status_repo("success", REPO),
+        keys.status_events,
     ]  # fmt: skip
     if badge:
         key_list.append(keys.badge(REPO))
@@ -65,7 +66,7 @@ async def _end(store: JobStore, keys: Keys, job: Job, *, badge: bool) -> float:
     started = time.perf_counter()
     await store._scripts.transition(  # the script itself: JobStore always passes the badge key
         key_list, job_id=job_id, expected="running", target="success", terminal=True,
-        retention_s=RETENTION_S, events_maxlen=10_000, group=GROUP, expiry_ms=now,
+        retention_s=RETENTION_S, status_maxlen=10_000, group=GROUP, expiry_ms=now,
         expiry_member=job_id, requeue_json="", token_hash="", lease_ended_by=None,
         fields={"finished_at": format_time(now)},
     )  # fmt: skip
@@ -90,7 +91,7 @@ async def _measure(folder: Path, jobs: int, rounds: int) -> None:
     try:
         redis = create_redis(server.url, RedisSettings())
         keys = Keys("bench")
-        store = JobStore(redis, keys, retention_s=RETENTION_S, events_maxlen=10_000)
+        store = JobStore(redis, keys, retention_s=RETENTION_S, status_maxlen=10_000)
         await store.ensure_queue_group()
         without: list[float] = []
         with_badge: list[float] = []

@@ -69,7 +69,7 @@ async def redis_cpu_s(redis: Redis) -> float:
 async def measure(url: str, creates: int, concurrency: int) -> tuple[float, float]:
     """This process's and Redis's CPU µs per create."""
     redis = create_redis(url, RedisSettings())
-    store = JobStore(redis, Keys("bench"), retention_s=86_400, events_maxlen=1000)
+    store = JobStore(redis, Keys("bench"), retention_s=86_400, status_maxlen=1000)
     await store.ensure_queue_group()
     for n in range(creates, creates + WARM_UP):
         await create(store, n)

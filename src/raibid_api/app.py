@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, badges, health, jobs, logs, metrics, webhooks
+from raibid_api.api.routes import agent, badges, events, health, jobs, logs, metrics, web, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
@@ -35,8 +36,10 @@ from raibid_api.jobs.job_metrics import count_job
 from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
+from raibid_api.logs.events import EventStreams
 from raibid_api.logs.fanout import LogFanout
 from raibid_api.logs.follow import LogFollower
+from raibid_api.logs.tokens import StreamTokens
 from raibid_api.observability.health import HealthChecks
 from raibid_api.observability.metrics import HttpMetricsMiddleware, ScrapeState, Snapshot
 from raibid_api.observability.requests import RequestContextMiddleware
@@ -57,7 +60,7 @@ from raibid_api.webhooks.spool import DeliverySpool
 from raibid_api.webhooks.supersede import AutoCancel
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router, logs.router, agent.router, badges.router)
+API_ROUTERS = (jobs.router, logs.router, events.router, agent.router, badges.router)
 LOCAL_AGENT = "local-agent"
 
 
@@ -79,7 +82,7 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
     clock = SystemClock()
     store = JobStore(
         redis, keys, retention_s=int(settings.jobs.retention.total_seconds()),
-        events_maxlen=settings.logs.max_lines,
+        status_maxlen=settings.logs.status_events_max,
     )  # fmt: skip
     await store.ensure_queue_group()
     service = JobService(
@@ -110,6 +113,8 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
                          settings.jobs.max_attempts),
         ),
         intake=intake,
+        event_streams=EventStreams(live_logs),
+        stream_tokens=await _stream_tokens(settings, store),
         replayer=replayer,
         status_reporting=_status_reporting(settings, redis, keys, service, clock),
     )  # fmt: skip
@@ -163,6 +168,15 @@ def _snapshot_source(state: AppState, gauges: GaugeReader) -> Callable[[], Await
 
 def _as_flags(checks: dict[str, str]) -> dict[str, bool]:
     return {name: result == "ok" for name, result in checks.items()}
+
+
+async def _stream_tokens(settings: Settings, store: JobStore) -> StreamTokens:
+    """Stream tokens signed with the configured secret, else with one every replica shares."""
+    configured = settings.auth.stream_token_secret
+    secret = (
+        configured.get_secret_value().encode() if configured else await store.stream_token_secret()
+    )
+    return StreamTokens(secret, settings.logs.stream_token_ttl.total_seconds(), time.time)
 
 
 def _webhook_intake(
@@ -296,7 +310,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    app.add_middleware(DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router))
+    app.add_middleware(
+        DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router, web.router)
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.server.max_body_bytes,

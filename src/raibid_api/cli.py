@@ -313,7 +313,7 @@ async def _attempt_of(settings: Settings, job_id: str) -> int:
         _fail("--job-id reads the job from Redis: set redis.url (an embedded Redis is not read)")
     redis = create_redis(settings.redis.url.get_secret_value(), settings.redis)
     try:
-        store = JobStore(redis, Keys(settings.redis.key_prefix), retention_s=0, events_maxlen=1)
+        store = JobStore(redis, Keys(settings.redis.key_prefix), retention_s=0, status_maxlen=1)
         job = await store.get(job_id)
     finally:
         await redis.aclose()

@@ -221,6 +221,7 @@ class AuthSettings(Section):
 
     anonymous_read: bool = False
     tokens: list[TokenSettings] = Field(default_factory=list)
+    stream_token_secret: Secret | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> AuthSettings:
@@ -297,7 +298,9 @@ class LogSettings(Section):
     max_lines: int = Field(default=100_000, ge=100)
     heartbeat: PositiveDuration = timedelta(seconds=15)
     max_batch_lines: int = Field(default=5_000, ge=1)
-    max_line_bytes: int = Field(default=16_384, ge=256)
+    max_line_bytes: int = Field(default=65_536, ge=256)
+    status_events_max: int = Field(default=10_000, ge=100)
+    stream_token_ttl: PositiveDuration = timedelta(minutes=5)
 
 
 class MetricsSettings(Section):

@@ -136,10 +136,34 @@ class SignatureMismatchError(AuthenticationError):
     code = "signature_mismatch"
 
 
+class TokenInUrlError(AuthenticationError):
+    """An API token in a URL (``?token=``), where it would end up in logs and browser history."""
+
+    code = "token_in_url"
+
+
+class InvalidStreamTokenError(AuthenticationError):
+    """A ``?token=`` that is no stream token this deployment signed."""
+
+    code = "invalid_stream_token"
+
+
+class StreamTokenExpiredError(AuthenticationError):
+    """A stream token past its lifetime."""
+
+    code = "stream_token_expired"
+
+
 class PermissionDeniedError(RaibidError):
     """Valid credentials that lack the scope the route needs."""
 
     code = "forbidden"
+
+
+class StreamTokenScopeError(PermissionDeniedError):
+    """A stream token minted for another job or event filter."""
+
+    code = "stream_token_scope"
 
 
 class PayloadTooLargeError(RaibidError):

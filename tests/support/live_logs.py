@@ -69,7 +69,11 @@ class LiveServer:
 
     async def claimed_job(self) -> Held:
         """A new job, claimed by an agent."""
-        body = {"repo": "acme/widgets", "clone_url": "https://git.example.test/a/w.git"}
+        return await self.claimed_job_of("acme/widgets")
+
+    async def claimed_job_of(self, repo: str) -> Held:
+        """A new job of ``repo``, claimed by an agent."""
+        body = {"repo": repo, "clone_url": "https://git.example.test/a/w.git"}
         created = await self.http.post("/jobs", json=body | {"branch": "main"}, headers=WRITE)
         assert created.status_code == 201, created.text
         claim = await self.http.post(
@@ -84,6 +88,11 @@ class LiveServer:
         response = await self.http.post(
             f"/agent/jobs/{held.id}/logs", json={"lines": lines}, headers=_bearer(held.token)
         )
+        assert response.status_code == 200, response.text
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job as a user does."""
+        response = await self.http.post(f"/jobs/{job_id}/cancel", headers=WRITE)
         assert response.status_code == 200, response.text
 
     async def complete(self, held: Held, status: str = "success") -> None:
@@ -139,6 +148,19 @@ async def sse(
     """The events of ``GET /jobs/{job_id}/logs`` over SSE, until the block exits."""
     headers = READ | kwargs.pop("headers", {})
     async with aconnect_sse(http, "GET", f"/jobs/{job_id}/logs", headers=headers, **kwargs) as src:
+        assert src.response.status_code == 200, await src.response.aread()
+        yield _without_retry_hints(src.aiter_sse())
+
+
+@asynccontextmanager
+async def events_sse(
+    http: httpx.AsyncClient, params: dict[str, str] | None = None, **kwargs: Any
+) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+    """The events of ``GET /events`` (with ``params``) over SSE, until the block exits."""
+    headers = READ | kwargs.pop("headers", {})
+    async with aconnect_sse(
+        http, "GET", "/events", params=params, headers=headers, **kwargs
+    ) as src:
         assert src.response.status_code == 200, await src.response.aread()
         yield _without_retry_hints(src.aiter_sse())
 

@@ -100,6 +100,14 @@ class TokenRegistry:
             return principal
         return self.authorize(authorization, "agent")
 
+    def is_api_token(self, token: str) -> bool:
+        """Whether ``token`` is a configured token (compared in constant time, every one)."""
+        presented = token_digest(token.strip()).encode()
+        found = False
+        for digest, _ in self._tokens:
+            found |= hmac.compare_digest(digest, presented)
+        return found
+
     def authorize(self, authorization: str | None, scope: str) -> Principal:
         """The caller, if it may use ``scope``.
 

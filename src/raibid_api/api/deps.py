@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from raibid_api.api.auth import Principal, TokenRegistry
@@ -14,12 +14,14 @@ from raibid_api.dispatch.dispatcher import KubernetesDispatcher
 from raibid_api.dispatch.identity import TokenReviewer
 from raibid_api.dispatch.identity import looks_like_service_account_token as is_pod_token
 from raibid_api.domain.jobs import Clock
-from raibid_api.errors import AuthenticationError, JobTokenError
+from raibid_api.errors import AuthenticationError, JobTokenError, TokenInUrlError
 from raibid_api.forges.reporting import StatusReporting
 from raibid_api.jobs.agents import AgentService
 from raibid_api.jobs.reaper import Reaper
 from raibid_api.jobs.service import JobService
+from raibid_api.logs.events import EventStreams
 from raibid_api.logs.follow import LogFollower
+from raibid_api.logs.tokens import StreamTokens
 from raibid_api.observability.health import HealthChecks
 from raibid_api.observability.metrics import ScrapeState
 from raibid_api.storage.event_store import EventStore
@@ -44,6 +46,8 @@ class AppState:
         clock: where the time comes from.
         reaper: requeues lost agents' jobs and times out overlong ones.
         intake: the webhook intake.
+        event_streams: the `/events` streams.
+        stream_tokens: mints and checks the stream tokens of `?token=`.
         replayer: empties the webhook spool once Redis is back (None: no spool).
         status_reporting: commit statuses back to the forges (None: no forge configured).
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
@@ -62,6 +66,8 @@ class AppState:
     clock: Clock
     reaper: Reaper
     intake: WebhookIntake
+    event_streams: EventStreams
+    stream_tokens: StreamTokens
     replayer: SpoolReplayer | None = None
     status_reporting: StatusReporting | None = None
     dispatcher: KubernetesDispatcher | None = None
@@ -139,6 +145,53 @@ async def job_token(credentials: Annotated[Credentials, Security(JOB_TOKEN)]) ->
     return credentials.credentials.strip()
 
 
+@dataclass(frozen=True)
+class StreamReader:
+    """Who reads a stream: a principal with scope ``read``, or the holder of a stream token.
+
+    A stream token (``token``) grants only what it was minted for: the route checks it against
+    what is asked (`check`).
+    """
+
+    principal: Principal | None
+    token: str | None
+    tokens: StreamTokens
+
+    def check(self, wanted: dict[str, Any]) -> None:
+        """Refuse a stream token that does not grant ``wanted`` (nothing to check without one)."""
+        if self.token is not None:
+            self.tokens.check(self.token, wanted)
+
+
+async def stream_reader(
+    request: Request,
+    _: Annotated[Credentials, Security(API_TOKEN)],
+    token: Annotated[
+        str | None,
+        Query(
+            description="a stream token (POST …/token), for clients that cannot send headers; "
+            "never an API token"
+        ),
+    ] = None,
+) -> StreamReader:
+    """The reader of a stream route: ``?token=`` (a stream token), else the usual bearer token.
+
+    Raises:
+        TokenInUrlError: ``?token=`` is an API token (refused: URLs end up in logs).
+    """
+    state = state_of(request)
+    if token is None:
+        principal = state.tokens.authorize(request.headers.get("authorization"), "read")
+        return StreamReader(principal, None, state.stream_tokens)
+    if state.tokens.is_api_token(token):
+        raise TokenInUrlError(
+            "API tokens are refused in URLs (they end up in logs and browser history); send it "
+            "as Authorization: Bearer, or mint a stream token with POST /jobs/{id}/logs/token "
+            "or POST /events/token"
+        )
+    return StreamReader(None, token, state.stream_tokens)
+
+
 def _scope_dependency(scope: str) -> Any:
     # the API_TOKEN dependency declares the scheme in OpenAPI; the registry reads the header
     # itself, as DirectRoutes do
@@ -182,6 +235,7 @@ EventStoreDep = Annotated[EventStore, Depends(event_store)]
 LiveLogsDep = Annotated[LogFollower, Depends(live_logs)]
 WebhookIntakeDep = Annotated[WebhookIntake, Depends(webhook_intake)]
 JobToken = Annotated[str, Depends(job_token)]
+StreamReaderDep = Annotated[StreamReader, Depends(stream_reader)]
 ReadPrincipal = Annotated[Principal, _scope_dependency("read")]
 WritePrincipal = Annotated[Principal, _scope_dependency("write")]
 AgentPrincipal = Annotated[Principal, _scope_dependency("agent")]

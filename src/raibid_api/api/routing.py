@@ -80,11 +80,12 @@ class DirectRoute(APIRoute):
 
 
 def include_routes(
-    app: FastAPI, api: tuple[APIRouter, ...], webhooks: APIRouter
+    app: FastAPI, api: tuple[APIRouter, ...], webhooks: APIRouter, web: APIRouter
 ) -> list[DirectRoute]:
     """Serve ``api``'s routes and ``webhooks``' under every prefix; only the first documented.
 
     ``webhooks`` declares its paths below the webhook prefix (``/{forge}``, ``/deliveries``).
+    ``web`` (the dashboard's pages and files) is served once, at its own paths, without aliases.
 
     Returns:
         the direct routes, one per alias, for `DirectDispatch`.
@@ -102,6 +103,7 @@ def include_routes(
                 include_in_schema=documented and hook_prefix == WEBHOOK_PREFIXES[0],
             )
             direct += _direct_routes(webhooks, api_prefix + hook_prefix)
+    app.include_router(web)
     return direct
 
 

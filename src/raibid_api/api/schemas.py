@@ -236,6 +236,28 @@ class QueueOut(BaseModel):
 class LogEntryOut(BaseModel):
     """One entry of a job's log: a line or a status change."""
 
-    id: str
-    event: Literal["log", "status"]
+    id: str | None = Field(description="null for a gap")
+    event: Literal["log", "status", "gap"]
     data: dict[str, Any]
+
+
+class StreamTokenOut(BaseModel):
+    """A short-lived stream token, to pass as `?token=` where a header cannot be sent."""
+
+    token: str = Field(description="opaque; valid only for what it was minted for")
+    expires_at: str = Field(description="RFC 3339 UTC; checked when a stream opens")
+    job_id: str | None = Field(default=None, description="the job (a log token)")
+    filter: dict[str, Any] | None = Field(
+        default=None, description="what the token reads on /events: jobs, or repo/branch/status"
+    )
+
+
+class EventsTokenIn(BaseModel):
+    """What an `/events` stream token is for: some jobs, or a status filter (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[str] | None = Field(default=None, description="job ids (the ?jobs= stream)")
+    repo: str | None = None
+    branch: str | None = None
+    status: list[JobStatus] | None = None

@@ -80,9 +80,9 @@ def new_job_id() -> JobId:
 
 
 def job_links(public_url: str, job_id: str) -> dict[str, str]:
-    """The `links` of a job: its API resource, its log, and the page a forge links to."""
+    """The `links` of a job: its API resource, its log, and the dashboard page forges link to."""
     base = f"{public_url}/jobs/{job_id}"
-    return {"self": base, "logs": f"{base}/logs", "web": f"{base}/logs"}
+    return {"self": base, "logs": f"{base}/logs", "web": f"{public_url}/ui/jobs/{job_id}"}
 
 
 def format_time(ms: int) -> str:

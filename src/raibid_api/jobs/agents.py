@@ -237,19 +237,17 @@ class AgentService:
             raise PayloadTooLargeError(
                 f"a log batch holds at most {self._limits.max_batch_lines} lines"
             )
-        for stream, line in lines:
+        for stream, _ in lines:
             if stream not in LOG_STREAMS:
                 raise InvalidInputError(f"stream must be stdout or stderr, not {stream!r}")
-            if len(line.encode()) > self._limits.max_line_bytes:
-                raise PayloadTooLargeError(
-                    f"a log line holds at most {self._limits.max_line_bytes} bytes"
-                )
 
     async def append_logs(
         self, job_id: JobId, token: str, offset: int | None, lines: Sequence[tuple[str, str]]
     ) -> int:
         """Append a batch of lines in order, exactly once; return the attempt's line count."""
         self._check_batch(lines)
+        most = self._limits.max_line_bytes
+        lines = [(stream, cut_line(line, most)) for stream, line in lines]
         now = self._clock.now_ms()
         count, started_ms = await self._agents.append_logs(
             job_id, token_hash(token), now, format_time(now), offset, lines
@@ -332,3 +330,18 @@ class AgentService:
 
 async def _stayed() -> bool:
     return False
+
+
+def cut_line(line: str, most: int) -> str:
+    """``line``, or when it holds more than ``most`` UTF-8 bytes its start and a marker.
+
+    The marker says how many bytes were cut: `` [… 12345 bytes cut]``; the result holds at most
+    ``most`` bytes.
+    """
+    raw = line.encode()
+    if len(raw) <= most:
+        return line
+    keep = most - len(f" [… {len(raw)} bytes cut]".encode())  # the count never exceeds the size
+    # errors="ignore" drops a character the cut split in half rather than inventing one
+    kept = raw[:keep].decode(errors="ignore")
+    return f"{kept} [… {len(raw) - len(kept.encode())} bytes cut]"

@@ -1,8 +1,9 @@
 """The heartbeat's long poll: an agent's heartbeat held open until its job changes status.
 
-A held heartbeat waits on the job's event stream (``P:job:<id>:events``), which gets a ``status``
-entry on every transition, through the process's one shared stream reader (`LogFanout`): a cancel
-reaches the agent as soon as any replica writes it, and a waiting agent costs no Redis connection.
+A held heartbeat waits on the stream of every job's status changes (``P:events:status``), which gets
+an entry on every transition, through the process's one shared stream reader (`LogFanout`), keeping
+only its job's entries: a cancel reaches the agent as soon as any replica writes it, a waiting agent
+costs no Redis connection, and the job's log lines (its own stream) never wake it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from raibid_api.storage.event_store import Entry
+from raibid_api.storage.event_store import STATUS_CHANNEL, Entry
 
 _GONE_CHECK_S = 1.0  # how soon a held heartbeat notices that its agent hung up
 
@@ -20,7 +21,7 @@ _GONE_CHECK_S = 1.0  # how soon a held heartbeat notices that its agent hung up
 class EventInbox(Protocol):
     """The live entries of one job's event stream, as the shared reader hands them out."""
 
-    async def receive(self, wait_s: float) -> list[Entry] | None:
+    async def receive_entries(self, wait_s: float) -> list[Entry] | None:
         """Entries so far; [] when none came within ``wait_s``; None once the inbox closed."""
         ...
 
@@ -28,8 +29,10 @@ class EventInbox(Protocol):
 class JobEvents(Protocol):
     """Subscriptions to the live entries of job event streams (`LogFanout` is one)."""
 
-    def subscribe(self, job_id: str) -> AbstractAsyncContextManager[EventInbox]:
-        """The entries appended to ``job_id``'s stream from now on, until the block exits."""
+    def subscribe(
+        self, *channels: str, accept: Callable[[Entry], bool] | None = None
+    ) -> AbstractAsyncContextManager[EventInbox]:
+        """The entries ``accept`` keeps of those appended to ``channels`` from now on."""
         ...
 
 
@@ -53,13 +56,17 @@ async def hold_until_status_change(
         gone: whether the caller hung up.
     """
     deadline = time.monotonic() + wait
-    async with events.subscribe(job_id) as inbox:
+
+    def its_own(entry: Entry) -> bool:
+        return entry[1].get("job_id") == job_id
+
+    async with events.subscribe(STATUS_CHANNEL, accept=its_own) as inbox:
         if not await running():
             return
         checked = time.monotonic()
         while (left := deadline - time.monotonic()) > 0:
-            batch = await inbox.receive(min(left, _GONE_CHECK_S))
-            if batch is None or any(fields.get("type") == "status" for _, fields in batch):
+            batch = await inbox.receive_entries(min(left, _GONE_CHECK_S))
+            if batch is None or batch:
                 return
             if time.monotonic() - checked >= _GONE_CHECK_S:
                 if await gone():

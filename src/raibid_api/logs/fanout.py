@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import structlog
 
@@ -27,6 +28,9 @@ _READ_COUNT = 1_000  # entries per stream per read
 _RETRY_S = 1.0  # pause after a failed read (Redis away), so the loop does not spin
 _NUDGES = 20  # tries to wake a read that is not blocked yet (its command still on the way)
 _NUDGE_S = 0.005
+_T = TypeVar("_T")
+WAKE_SLICE = 50
+"""Subscribers woken at once; the reader lets them run before it wakes the next ones."""
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -35,14 +39,50 @@ def entry_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class Subscription:
-    """One client's bounded inbox of the live entries of one job."""
+class Batch:
+    """Entries the reader got from one stream in one read, shared by every client of that stream.
 
-    def __init__(self, job_id: str, capacity: int) -> None:
-        self.job_id = job_id
+    What a client sends for them is worked out once per batch and kept (`shared`): a thousand
+    clients of one job cost one rendering and one encoding of each entry, not a thousand.
+    """
+
+    __slots__ = ("_shared", "channel", "entries", "first", "last")
+
+    def __init__(self, channel: str, entries: list[Entry]) -> None:
+        self.channel = channel
+        self.entries = entries
+        self.first = entry_key(entries[0][0])
+        self.last = entry_key(entries[-1][0])
+        self._shared: dict[str, Any] = {}
+
+    def shared(self, view: str, make: Callable[[Batch], _T]) -> _T:
+        """``make(self)``, computed by the first client that asks for ``view`` and then kept."""
+        if view not in self._shared:
+            self._shared[view] = make(self)
+        return cast("_T", self._shared[view])
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class Subscription:
+    """One client's bounded inbox of the live entries of some channels (streams)."""
+
+    def __init__(
+        self,
+        channels: Sequence[str],
+        capacity: int,
+        accept: Callable[[Entry], bool] | None = None,
+    ) -> None:
+        """An inbox for ``channels``; ``accept`` keeps only the entries it approves."""
+        self.channels = tuple(dict.fromkeys(channels))
         self._capacity = capacity
-        self._inbox: deque[Entry] = deque()
-        self._ready = asyncio.Event()
+        self._accept = accept
+        self._inbox: deque[Batch] = deque()
+        self._size = 0
+        self._waiter: asyncio.Future[None] | None = None  # the receive waiting for a batch
         self._closed = False
 
     @property
@@ -50,35 +90,63 @@ class Subscription:
         """Whether the fan-out dropped this client (it overflowed, or the server stops)."""
         return self._closed
 
-    def offer(self, entries: Sequence[Entry]) -> bool:
-        """Queue ``entries``; False, queueing nothing, when they do not fit."""
-        if len(self._inbox) + len(entries) > self._capacity:
+    def offer(self, batch: Batch) -> bool:
+        """Queue ``batch``; False, queueing nothing, when it does not fit."""
+        if self._accept is not None:
+            kept = [entry for entry in batch.entries if self._accept(entry)]
+            if not kept:
+                return True
+            if len(kept) < len(batch.entries):
+                batch = Batch(batch.channel, kept)
+        if self._size + len(batch.entries) > self._capacity:
             return False
-        self._inbox.extend(entries)
-        self._ready.set()
+        self._inbox.append(batch)
+        self._size += len(batch.entries)
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def close(self) -> None:
         """End the subscription: `receive` answers None from now on, even with entries queued."""
         self._closed = True
         self._inbox.clear()
-        self._ready.set()
+        self._size = 0
+        self._wake()
 
-    async def receive(self, wait_s: float) -> list[Entry] | None:
-        """Every entry queued so far, oldest first: waits up to ``wait_s`` seconds for one.
+    async def receive(self, wait_s: float) -> list[Batch] | None:
+        """Every batch queued so far, oldest first: waits up to ``wait_s`` seconds for one.
+
+        A bare future and a timer, not `asyncio.wait_for` (which makes a task per call): a
+        thousand clients of one job wait here for every batch.
 
         Returns:
-            The entries; [] when none came in time; None once the subscription is closed.
+            The batches; [] when none came in time; None once the subscription is closed.
         """
         if not self._inbox and not self._closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), wait_s)
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(wait_s, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self._closed:
             return None
-        batch = list(self._inbox)
+        batches = list(self._inbox)
         self._inbox.clear()
-        self._ready.clear()
-        return batch
+        self._size = 0
+        return batches
+
+    async def receive_entries(self, wait_s: float) -> list[Entry] | None:
+        """As `receive`, the entries alone."""
+        batches = await self.receive(wait_s)
+        if batches is None:
+            return None
+        return [entry for batch in batches for entry in batch.entries]
 
 
 class LogFanout:
@@ -97,15 +165,18 @@ class LogFanout:
         *,
         capacity: int = INBOX_CAPACITY,
         block_ms: int = _BLOCK_MS,
+        pace_s: float = 0.0,
     ) -> None:
         self._events = events
         self._reader = reader
         self._capacity = capacity
         self._block_ms = block_ms
+        self._pace_s = pace_s
         self._subscribers: dict[str, set[Subscription]] = {}
         self._cursors: dict[str, str] = {}
         self._reading: frozenset[str] | None = None  # the jobs of the read in progress
         self._watching = asyncio.Event()  # set when a stream is added
+        self._asking: dict[str, asyncio.Future[str]] = {}  # newest entry ids being asked
 
     @property
     def watched_jobs(self) -> frozenset[str]:
@@ -114,41 +185,52 @@ class LogFanout:
 
     def subscriber_count(self) -> int:
         """How many clients are subscribed, over all jobs."""
-        return sum(len(subs) for subs in self._subscribers.values())
+        return len(set().union(*self._subscribers.values()))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
-        """A subscription to the live entries of ``job_id``, dropped when the block exits.
+    async def subscribe(
+        self, *channels: str, accept: Callable[[Entry], bool] | None = None
+    ) -> AsyncIterator[Subscription]:
+        """A subscription to the live entries of ``channels``, dropped when the block exits.
 
-        Entries appended after this returns reach the inbox; older ones are the caller's to read
-        from the history.
+        A channel is a job id or `STATUS_CHANNEL`. Entries appended after this returns reach the
+        inbox (those ``accept`` approves, when given); older ones are the caller's to read from
+        the history.
         """
-        subscription = Subscription(job_id, self._capacity)
-        self._subscribers.setdefault(job_id, set()).add(subscription)
+        subscription = Subscription(channels, self._capacity, accept)
+        for channel in subscription.channels:
+            self._subscribers.setdefault(channel, set()).add(subscription)
         try:
-            await self._watch(job_id)
+            for channel in subscription.channels:
+                await self._watch(channel)
             yield subscription
         finally:
             self._unsubscribe(subscription)
 
-    async def _watch(self, job_id: str) -> None:
-        if job_id in self._cursors:
+    async def _watch(self, channel: str) -> None:
+        if channel in self._cursors:
             return
-        newest = await self._events.last_id(job_id)
-        if job_id in self._subscribers:  # its subscriber may have gone while we asked
-            self._cursors.setdefault(job_id, newest)
+        # clients arriving together share one question to Redis, not one connection each
+        asking = self._asking.get(channel)
+        if asking is None:
+            asking = self._asking[channel] = asyncio.ensure_future(self._events.last_id(channel))
+            asking.add_done_callback(lambda _: self._asking.pop(channel, None))
+        newest = await asyncio.shield(asking)
+        if channel in self._subscribers:  # its subscriber may have gone while we asked
+            self._cursors.setdefault(channel, newest)
             self._watching.set()
             await self._wake_reader()
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         # synchronous: it runs in the `finally` of a cancelled response, where awaiting is unsafe
-        subscribers = self._subscribers.get(subscription.job_id)
-        if subscribers is None:
-            return
-        subscribers.discard(subscription)
-        if not subscribers:
-            del self._subscribers[subscription.job_id]
-            self._cursors.pop(subscription.job_id, None)
+        for channel in subscription.channels:
+            subscribers = self._subscribers.get(channel)
+            if subscribers is None:
+                continue
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[channel]
+                self._cursors.pop(channel, None)
 
     async def _wake_reader(self) -> None:
         """Wake the read in progress when it leaves out a watched stream."""
@@ -173,6 +255,13 @@ class LogFanout:
             self.close_all()
             await self._reader.aclose()
 
+    def cursor(self, channel: str) -> str | None:
+        """The id of the last entry of ``channel`` dispatched (None: the channel is not watched).
+
+        A subscriber of ``channel`` gets every entry after it in its inbox.
+        """
+        return self._cursors.get(channel)
+
     def close_all(self) -> None:
         """End every subscription now (the server stops): their clients resume elsewhere."""
         for subscribers in list(self._subscribers.values()):
@@ -188,8 +277,10 @@ class LogFanout:
         if batches is None:
             await asyncio.sleep(_RETRY_S)
             return
-        for job_id, entries in batches:
-            self._dispatch(job_id, entries)
+        for channel, entries in batches:
+            await self._dispatch(channel, entries)
+        if self._pace_s:
+            await asyncio.sleep(self._pace_s)  # let entries gather: fewer, bigger wake-ups
 
     async def _read(self, cursors: dict[str, str]) -> list[tuple[str, list[Entry]]] | None:
         self._reading = frozenset(cursors)
@@ -201,15 +292,26 @@ class LogFanout:
         finally:
             self._reading = None
 
-    def _dispatch(self, job_id: str, entries: list[Entry]) -> None:
-        cursor = self._cursors.get(job_id)
+    async def _dispatch(self, channel: str, entries: list[Entry]) -> None:
+        """Hand ``entries`` to every subscriber of ``channel``, a slice of them at a time.
+
+        Each woken subscriber runs before the next slice is woken, so whatever else the process
+        does (an agent's log POST) waits for one slice of clients at most, not for all of them.
+        """
+        cursor = self._cursors.get(channel)
         if cursor is None or not entries:
-            return  # nobody follows this job any more
-        newest = entries[-1][0]
-        if entry_key(newest) > entry_key(cursor):
-            self._cursors[job_id] = newest
-        for subscription in list(self._subscribers.get(job_id, ())):
-            if not subscription.offer(entries):
-                _log.info("slow log client dropped", job_id=job_id, capacity=self._capacity)
-                subscription.close()
-                self._unsubscribe(subscription)
+            return  # nobody follows this stream any more
+        batch = Batch(channel, entries)
+        if batch.last > entry_key(cursor):
+            self._cursors[channel] = entries[-1][0]
+        subscribers = list(self._subscribers.get(channel, ()))
+        for start in range(0, len(subscribers), WAKE_SLICE):
+            if start:
+                await asyncio.sleep(0)  # let the slice just woken (and anyone else) run
+            for subscription in subscribers[start : start + WAKE_SLICE]:
+                if subscription.closed:
+                    continue  # gone while an earlier slice ran
+                if not subscription.offer(batch):
+                    _log.info("slow log client dropped", channel=channel, capacity=self._capacity)
+                    subscription.close()
+                    self._unsubscribe(subscription)

@@ -1,4 +1,9 @@
-"""A job's event stream (``P:job:<id>:events``): log lines and status changes, in order."""
+"""Event streams: one per job, and one of every job's status changes.
+
+A job's (``P:job:<id>:events``) holds its log lines and status changes, in order; every job's
+creation and status changes go to ``P:events:status`` too. Readers name a stream by its
+*channel*: a job id, or `STATUS_CHANNEL` (which is no job id).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,15 @@ Entry = tuple[str, dict[str, str]]
 _PAGE = 1000
 _LAST_POSSIBLE_ID = f"{2**64 - 1}-{2**64 - 1}"
 _CLOSE_WAIT_S = 5.0  # a woken read ends at once; this bounds a read whose wake was lost
+STATUS_CHANNEL = "status"
+"""The channel of the stream of every job's status changes."""
+NO_ENTRY = "0-0"
+"""The id before every entry: a cursor at the start of a stream."""
+
+
+def stream_key(keys: Keys, channel: str) -> str:
+    """The stream a channel names."""
+    return keys.status_events if channel == STATUS_CHANNEL else keys.events(channel)
 
 
 class EventStore:
@@ -31,8 +45,27 @@ class EventStore:
         if after == _LAST_POSSIBLE_ID:
             return []  # Redis refuses an exclusive range that starts past every id
         start = f"({after}" if after else "-"
-        reply = await self._redis.xrange(self._keys.events(job_id), start, "+", count=count)
+        reply = await self._redis.xrange(stream_key(self._keys, job_id), start, "+", count=count)
         return cast("list[Entry]", reply)
+
+    @shielded
+    async def resume(
+        self, channel: str, after: str, count: int
+    ) -> tuple[Entry | None, list[Entry]]:
+        """The entry ``after`` if it is still kept, and up to ``count`` entries after it.
+
+        An entry no longer kept was trimmed (or dropped from a big log's middle): the entries
+        between it and the first one returned are lost to the reader.
+        """
+        if after == NO_ENTRY:
+            return None, await self.read_after(channel, None, count)
+        reply = cast(
+            "list[Entry]",
+            await self._redis.xrange(stream_key(self._keys, channel), after, "+", count=count + 1),
+        )
+        if reply and reply[0][0] == after:
+            return reply[0], reply[1:]
+        return None, reply[:count]
 
     @shielded
     async def read_last(self, job_id: str, count: int) -> list[Entry]:
@@ -43,8 +76,9 @@ class EventStore:
     @shielded
     async def last_id(self, job_id: str) -> str:
         """Id of the newest entry, or ``0-0`` when the stream has none (or does not exist)."""
-        reply = cast("list[Entry]", await self._redis.xrevrange(self._keys.events(job_id), count=1))
-        return reply[0][0] if reply else "0-0"
+        key = stream_key(self._keys, job_id)
+        reply = cast("list[Entry]", await self._redis.xrevrange(key, count=1))
+        return reply[0][0] if reply else NO_ENTRY
 
     async def read_all(self, job_id: str) -> AsyncIterator[Entry]:
         """Every entry, oldest first, read a page at a time."""
@@ -102,9 +136,9 @@ class EventReader:
         # asked before every read: a reconnect (redis-py retries) gives the connection a new id
         self._client_id = await self._connection.client_id()
         streams: dict[Any, Any] = {
-            self._keys.events(job): cursor for job, cursor in cursors.items()
+            stream_key(self._keys, job): cursor for job, cursor in cursors.items()
         }
-        jobs = {self._keys.events(job_id): job_id for job_id in cursors}
+        jobs = {stream_key(self._keys, job_id): job_id for job_id in cursors}
         reply: Any = await self._connection.xread(streams, count=count, block=block_ms)
         # redis-py answers `[[key, entries], ...]`, or `{key: entries}` with its unified replies
         items = reply.items() if isinstance(reply, dict) else reply or []

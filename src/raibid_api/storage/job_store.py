@@ -63,14 +63,14 @@ class JobStore:
     """Reads and atomic writes of job records."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, *, retention_s: int, events_maxlen: int,
+        self, redis: Redis, keys: Keys, *, retention_s: int, status_maxlen: int,
         content_ttl_s: int = 86_400,
     ) -> None:  # fmt: skip
         self._redis = redis
         self._keys = keys
         self._scripts = Scripts(redis)
         self._retention_s = retention_s
-        self._events_maxlen = events_maxlen
+        self._status_maxlen = status_maxlen
         self._content_ttl_s = content_ttl_s
         self._templates = keys.job_templates()  # the same on every create
 
@@ -124,6 +124,7 @@ class JobStore:
             job_key=keys.job(job_id),
             queue_key=keys.queue,
             expiry_key=keys.index_expiry,
+            status_events_key=keys.status_events,
             index_keys=index_keys(keys, job),
             delivery_key=keys.delivery(delivery.forge, delivery.delivery_id) if delivery else None,
             delivery_ttl_s=DELIVERY_TTL_S,
@@ -137,7 +138,7 @@ class JobStore:
             line_ttl_s=LATEST_TTL_S,
             supersede=supersede,
             retention_s=self._retention_s,
-            events_maxlen=self._events_maxlen,
+            status_maxlen=self._status_maxlen,
             group=GROUP,
             separator=_SEP,
             templates=self._templates,
@@ -191,6 +192,7 @@ class JobStore:
                 self._keys.content(content_fingerprint(job)),
                 self._keys.index_status_repo(expected, str(job["repo"])),
                 self._keys.index_status_repo(target, str(job["repo"])),
+                self._keys.status_events,
                 self._keys.badge(str(job["repo"])),
             ],
             job_id=job_id,
@@ -198,7 +200,7 @@ class JobStore:
             target=target,
             terminal=terminal,
             retention_s=self._retention_s,
-            events_maxlen=self._events_maxlen,
+            status_maxlen=self._status_maxlen,
             group=GROUP,
             expiry_ms=now_ms + self._retention_s * 1000,
             expiry_member=expiry_member,
@@ -306,6 +308,13 @@ class JobStore:
         """The key that signs pagination cursors, shared by every replica through Redis."""
         await self._redis.set(self._keys.cursor_secret, secrets.token_hex(32), nx=True)
         value = await self._redis.get(self._keys.cursor_secret)
+        return str(value).encode()
+
+    @shielded
+    async def stream_token_secret(self) -> bytes:
+        """The key that signs stream tokens when none is configured, shared through Redis."""
+        await self._redis.set(self._keys.stream_token_secret, secrets.token_hex(32), nx=True)
+        value = await self._redis.get(self._keys.stream_token_secret)
         return str(value).encode()
 
 

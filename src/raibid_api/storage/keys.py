@@ -29,6 +29,16 @@ class Keys:
         return f"{self.prefix}:job:{job_id}:events"
 
     @property
+    def status_events(self) -> str:
+        """Stream of every job's creation and status changes; capped at logs.status_events_max."""
+        return f"{self.prefix}:events:status"
+
+    @property
+    def stream_token_secret(self) -> str:
+        """String; HMAC key that signs stream tokens when none is configured."""
+        return f"{self.prefix}:secret:stream-token"
+
+    @property
     def index_all(self) -> str:
         """Sorted set of job ids scored by creation time (ms)."""
         return f"{self.prefix}:index:all"

@@ -100,6 +100,7 @@ class CreateCall:
     job_key: str
     queue_key: str
     expiry_key: str
+    status_events_key: str
     index_keys: list[str]
     delivery_key: str | None
     """A known delivery finds its job; ``None``: no delivery dedup."""
@@ -115,7 +116,7 @@ class CreateCall:
     line_ttl_s: int
     supersede: Supersession | None
     retention_s: int
-    events_maxlen: int
+    status_maxlen: int
     group: str
     separator: str
     templates: list[str]
@@ -151,7 +152,7 @@ class Scripts:
         keys = [
             call.job_key, call.queue_key, call.delivery_key or call.job_key,
             call.content_key or call.job_key, call.line_key or call.job_key, call.expiry_key,
-            *call.rate_limit_keys, *call.index_keys,
+            call.status_events_key, *call.rate_limit_keys, *call.index_keys,
         ]  # fmt: skip
         limit = call.rate_limit
         supersede = call.supersede
@@ -170,7 +171,7 @@ class Scripts:
             "reason": supersede.reason if supersede else "",
             "cancel_running": supersede.cancel_running if supersede else False,
             "retention": call.retention_s,
-            "events_maxlen": call.events_maxlen,
+            "status_maxlen": call.status_maxlen,
             "group": call.group,
             "separator": call.separator,
             "templates": call.templates,
@@ -187,7 +188,7 @@ class Scripts:
         target: str,
         terminal: bool,
         retention_s: int,
-        events_maxlen: int,
+        status_maxlen: int,
         group: str,
         expiry_ms: int,
         expiry_member: str,
@@ -208,7 +209,7 @@ class Scripts:
                 the caller, which can read the job).
         """
         args: list[Any] = [
-            expected, target, job_id, "1" if terminal else "0", retention_s, events_maxlen,
+            expected, target, job_id, "1" if terminal else "0", retention_s, status_maxlen,
             group, expiry_ms, expiry_member, requeue_json, token_hash,
             "" if lease_ended_by is None else lease_ended_by, note,
         ]  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from raibid_api.storage.event_store import STATUS_CHANNEL
 from tests.support.agent_protocol import Held, ProtocolApp, ProtocolFactory, assert_error
 from tests.support.polling import eventually
 
@@ -24,12 +25,12 @@ def held_heartbeat(api: ProtocolApp, held: Held, wait: float = 60) -> asyncio.Ta
 
 
 async def until_held(api: ProtocolApp, held: Held, task: asyncio.Task[Any]) -> None:
-    """Wait until the heartbeat is held: it follows the job's events in the shared reader."""
+    """Wait until the heartbeat is held: it follows status changes in the shared reader."""
     fanout = api.app.state.raibid.live_logs.fanout
 
     def is_held() -> bool:
         assert not task.done(), task.result().text
-        return held.id in fanout.watched_jobs
+        return STATUS_CHANNEL in fanout.watched_jobs and fanout.subscriber_count() == 1
 
     await eventually(is_held, 5, "the heartbeat to be held")
 

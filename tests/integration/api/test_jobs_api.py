@@ -104,7 +104,7 @@ async def test_trigger_answers_201_with_every_job_field_and_links(
         "links": {
             "self": f"{PUBLIC_URL}/jobs/{job['id']}",
             "logs": f"{PUBLIC_URL}/jobs/{job['id']}/logs",
-            "web": f"{PUBLIC_URL}/jobs/{job['id']}/logs",
+            "web": f"{PUBLIC_URL}/ui/jobs/{job['id']}",
         },
     }
     assert RFC3339_UTC.match(job["created_at"])

@@ -69,7 +69,7 @@ async def outbox(replica: Replica) -> StatusOutbox:
 
 @pytest.fixture
 async def store(redis: Redis, keys: Keys) -> JobStore:
-    job_store = JobStore(redis, keys, retention_s=3600, events_maxlen=1000)
+    job_store = JobStore(redis, keys, retention_s=3600, status_maxlen=1000)
     await job_store.ensure_queue_group()
     return job_store
 

@@ -37,5 +37,5 @@ async def test_cancelled_manual_job_reaches_the_configured_forge(
             lambda: gitea.shown(KNOWN_REPO, sha, "ci/raibid") == "error", what="the error status"
         )
     final = gitea.statuses[-1]
-    assert final.target_url == f"{PUBLIC_URL}/jobs/{job_id}/logs"
+    assert final.target_url == f"{PUBLIC_URL}/ui/jobs/{job_id}"
     assert final.description.startswith("Cancelled")

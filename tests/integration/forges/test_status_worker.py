@@ -50,7 +50,7 @@ async def test_each_status_change_reaches_the_forge_in_order(
         ("pending", "Queued"), ("pending", "Running on agent-1"), ("success", "Passed in 42s"),
     ]  # fmt: skip
     assert {(s.repo, s.sha, s.context, s.target_url) for s in gitea.statuses} == {
-        (KNOWN_REPO, job["commit"], CONTEXT, f"{PUBLIC_URL}/jobs/{job['id']}/logs")
+        (KNOWN_REPO, job["commit"], CONTEXT, f"{PUBLIC_URL}/ui/jobs/{job['id']}")
     }
 
 
@@ -177,7 +177,7 @@ async def test_replicas_share_the_reports_and_each_is_posted_once(
     await drain(*workers)
     assert first == [4, 4]
     posted = Counter(s.target_url for s in gitea.statuses)
-    assert posted == Counter({f"{PUBLIC_URL}/jobs/{job['id']}/logs": 1 for job in jobs})
+    assert posted == Counter({f"{PUBLIC_URL}/ui/jobs/{job['id']}": 1 for job in jobs})
 
 
 async def test_reports_of_a_replica_that_died_are_taken_over(
@@ -205,7 +205,7 @@ async def test_manual_job_is_reported_when_cloned_from_a_configured_forge(
     for job in (ours, theirs):
         await reporting.listener(linked(job))
     await drain(reporting.worker)
-    assert [s.target_url for s in gitea.statuses] == [f"{PUBLIC_URL}/jobs/{ours['id']}/logs"]
+    assert [s.target_url for s in gitea.statuses] == [f"{PUBLIC_URL}/ui/jobs/{ours['id']}"]
 
 
 async def test_jobs_without_a_commit_or_a_configured_forge_are_not_reported(

@@ -63,7 +63,7 @@ async def receive_lines(inbox: Subscription, count: int) -> list[str]:
     lines: list[str] = []
     async with asyncio.timeout(5):
         while len(lines) < count:
-            batch = await inbox.receive(5)
+            batch = await inbox.receive_entries(5)
             assert batch is not None, "the subscription was closed"
             lines += [fields["line"] for _, fields in batch]
     return lines

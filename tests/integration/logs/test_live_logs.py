@@ -98,8 +98,9 @@ async def test_log_events_carry_time_stream_and_line(server: LiveServer) -> None
         _, _, log = await read_events(events, 3)
     data = json.loads(log.data)
     assert log.event == "log"
-    assert set(data) == {"t", "stream", "line"}
-    assert (data["stream"], data["line"]) == ("stderr", "oops")
+    assert set(data) == {"t", "stream", "line", "n"}
+    # line 1 is the server's note that the attempt started
+    assert (data["stream"], data["line"], data["n"]) == ("stderr", "oops", 2)
 
 
 @pytest.mark.parametrize("how", ["header", "query"])

@@ -9,6 +9,6 @@ from raibid_api.storage.keys import Keys
 
 @pytest.fixture
 async def store(redis: Redis, keys: Keys) -> JobStore:
-    job_store = JobStore(redis, keys, retention_s=60, events_maxlen=1000)
+    job_store = JobStore(redis, keys, retention_s=60, status_maxlen=1000)
     await job_store.ensure_queue_group()
     return job_store

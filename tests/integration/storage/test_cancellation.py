@@ -24,7 +24,7 @@ async def test_cancellation_storm_leaks_no_connection_and_mixes_no_reply(
 ) -> None:
     settings = RedisSettings(max_connections=8, pool_timeout=timedelta(seconds=2))
     redis = create_redis(redis_server.url, settings)
-    store = JobStore(redis, keys, retention_s=60, events_maxlen=100)
+    store = JobStore(redis, keys, retention_s=60, status_maxlen=100)
     jobs = [make_job(T0 + i) for i in range(TASKS)]
     for i, job in enumerate(jobs):
         await store.create(job, T0 + i)
@@ -65,7 +65,7 @@ async def test_timeout_around_a_storage_call_does_not_poison_the_pool(
     redis_server: EmbeddedRedis, keys: Keys
 ) -> None:
     redis = create_redis(redis_server.url, RedisSettings(max_connections=2))
-    store = JobStore(redis, keys, retention_s=60, events_maxlen=100)
+    store = JobStore(redis, keys, retention_s=60, status_maxlen=100)
     job = make_job(T0)
     await store.create(job, T0)
     for _ in range(200):

@@ -59,7 +59,7 @@ class JobLifecycle(RuleBasedStateMachine):
         self.keys = Keys(f"sm{id(self)}")
         self.redis: Redis = create_redis(url, RedisSettings())
         self.clock = ManualClock()
-        self.store = JobStore(self.redis, self.keys, retention_s=600, events_maxlen=1000)
+        self.store = JobStore(self.redis, self.keys, retention_s=600, status_maxlen=1000)
         self.service = JobService(
             self.store, self.clock, CursorCodec(b"k" * 32),
             public_url="http://ci", clone_url_schemes=["https"],

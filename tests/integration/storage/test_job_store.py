@@ -221,7 +221,7 @@ async def test_prune_removes_expired_jobs_from_every_index(
 async def test_cursor_secret_is_shared_through_redis(
     store: JobStore, redis: RawRedis, keys: Keys
 ) -> None:
-    other = JobStore(redis, keys, retention_s=60, events_maxlen=10)
+    other = JobStore(redis, keys, retention_s=60, status_maxlen=10)
     assert await store.cursor_secret() == await other.cursor_secret()
     assert len(await store.cursor_secret()) == 64
 

@@ -27,7 +27,7 @@ async def walk(
 ) -> None:  # fmt: skip
     redis = create_redis(url, RedisSettings())
     clock = ManualClock()
-    store = JobStore(redis, Keys(prefix), retention_s=60, events_maxlen=10)
+    store = JobStore(redis, Keys(prefix), retention_s=60, status_maxlen=10)
     service = JobService(store, clock, CursorCodec(b"k" * 32), public_url="http://ci",
                          clone_url_schemes=["https"])  # fmt: skip
 

@@ -61,7 +61,7 @@ def test_report_carries_the_job_page_context_and_rank() -> None:
     assert report is not None
     assert (report.forge, report.state, report.context, report.final) == (
         "gitea", "success", "ci/gitea", True)  # fmt: skip
-    assert report.target_url == f"https://ci.example.org/jobs/{job['id']}/logs"
+    assert report.target_url == f"https://ci.example.org/ui/jobs/{job['id']}"
 
 
 @pytest.mark.parametrize("fields", [{"commit": None}, {"repo": "noslash"}, {"forge": "forgejo"}])

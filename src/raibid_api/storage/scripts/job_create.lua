@@ -15,8 +15,8 @@
 -- KEYS[3] the delivery key (not read without `delivery_ttl`)
 -- KEYS[4] the content key (not read without `content_ttl`)
 -- KEYS[5] the line's newest-job key, '<creation score> <job id>' (not read without `line_ttl`)
--- KEYS[6] the expiry index
--- KEYS[7 .. 6+n] the rate-limit keys (n = `limits`)  KEYS[7+n ..] the new job's index sets
+-- KEYS[6] the expiry index  KEYS[7] the stream of every job's status changes
+-- KEYS[8 .. 7+n] the rate-limit keys (n = `limits`)  KEYS[8+n ..] the new job's index sets
 -- ARGV[1] the call, one JSON object:
 --   job_id     the new job's id
 --   score      its creation time (ms, a string): the score in every index, the time the rate
@@ -31,7 +31,8 @@
 --   line_ttl   the newest-job key's TTL (s); 0: the job supersedes nothing
 --   reason     the reason written on a job it cancels
 --   cancel_running  true: a running superseded job is to be cancelled too (by the caller)
---   retention  (s) and events_maxlen: of a job it cancels   group: the queue's consumer group
+--   retention  (s): of a job it cancels   group: the queue's consumer group
+--   status_maxlen  MAXLEN of the status changes stream, which gets the new job's creation
 --   separator  between the parts of an expiry index member
 --   templates  [job hash, job events, status index, status index of a repo] (`Keys.job_templates`:
 --              byte 1 stands for the job id or the status, byte 2 for the repo); the superseded
@@ -56,7 +57,7 @@ local queue = KEYS[2]
 
 if p.limits > 0 then
   local limits = {}
-  for i = 7, 6 + p.limits do
+  for i = 8, 7 + p.limits do
     limits[#limits + 1] = KEYS[i]
   end
   local refusal = count_request(limits, p.per_window, score, p.window, job_id, dry)
@@ -95,9 +96,18 @@ if not dry then
     flat[#flat + 1] = value
   end
   redis.call('HSET', job_key, unpack(flat))
-  for i = 7 + p.limits, #KEYS do
+  for i = 8 + p.limits, #KEYS do
     redis.call('ZADD', KEYS[i], p.score, job_id)
   end
+  local public = {}
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, 1) ~= '_' then
+      public[#public + 1] = flat[i]
+      public[#public + 1] = flat[i + 1]
+    end
+  end
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', p.status_maxlen, '*', 'job_id', job_id,
+    unpack(public))
   entry = redis.call('XADD', queue, '*', 'job_id', job_id, 'job', ARGV[2])
   redis.call('HSET', job_key, '_entry', entry)
   if p.content_ttl > 0 then
@@ -163,9 +173,10 @@ local sep = p.separator
 local ended = transition_job(
   {job = old_key, old_status = fill(t[3], 'pending'), new_status = fill(t[3], 'cancelled'),
    events = fill(t[2], superseded), queue = queue, expiry = KEYS[6], content = f[5],
+   status_events = KEYS[7],
    old_status_repo = fill(t[4], 'pending', f[2]), new_status_repo = fill(t[4], 'cancelled', f[2])},
   {expected = 'pending', target = 'cancelled', job_id = superseded, terminal = true,
-   retention = p.retention, events_maxlen = p.events_maxlen, group = p.group,
+   retention = p.retention, status_maxlen = p.status_maxlen, group = p.group,
    expiry_ms = score + p.retention * 1000,
    expiry_member = superseded .. sep .. 'cancelled' .. sep .. f[2] .. sep .. (f[3] or '') .. sep
      .. f[4],

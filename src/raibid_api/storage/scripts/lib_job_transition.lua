@@ -3,13 +3,14 @@
 -- retention TTLs and a `status` entry in the job's event stream.
 -- k.job  hash   k.old_status / k.new_status  index of the old / new status
 -- k.events  the job's event stream   k.queue  queue stream   k.expiry  expiry index
+-- k.status_events  the stream of every job's status changes (capped at a.status_maxlen)
 -- k.content  the content key of what the job builds (deleted when the job ends, if it is the
 -- job's)   k.old_status_repo / k.new_status_repo  index of the old / new status in its repo
 -- k.badge  the badge hash of the job's repo (nil = none): a success or failure of a branch's job
 -- (not a pull request's) newer than the one it holds becomes the branch's badge, and the job's
 -- `_default_branch` the repo's default branch
 -- a.expected  status the caller expects to leave   a.target  new status   a.job_id
--- a.terminal  the new status is terminal   a.retention (s)   a.events_maxlen
+-- a.terminal  the new status is terminal   a.retention (s)   a.status_maxlen
 -- a.group  consumer group   a.expiry_ms  expiry score   a.expiry_member
 -- a.requeue_json  Job JSON of a fresh queue entry ('' = none; a requeue)
 -- a.token_hash  sha256 of the job token the caller holds ('' = no token check)
@@ -17,6 +18,7 @@
 -- a.note  a line for the job's log ({t, stream, line} as JSON), written just before the status
 -- entry, so a reader sees why the status changed ('' or nil = none)
 -- a.fields  field/value pairs, flat; an empty value deletes the field
+-- The job's own stream is not trimmed here: agent_append_logs.lua keeps it within logs.max_lines.
 -- returns {1, events entry id, the job's public fields after, flat} on success,
 -- {0, current status} when the job is elsewhere, {-1} when the job does not exist,
 -- {-2} when the job token is not the job's current one
@@ -97,11 +99,13 @@ local function transition_job(k, a)
   end
   if a.note and a.note ~= '' then
     local note = cjson.decode(a.note)
-    redis.call('XADD', k.events, 'MAXLEN', '~', a.events_maxlen, '*', 'type', 'log', 't', note.t,
-      'stream', note.stream, 'line', note.line)
+    local n = redis.call('HINCRBY', k.job, '_log_n', 1)
+    redis.call('XADD', k.events, '*', 'type', 'log', 'n', n, 't', note.t, 'stream', note.stream,
+      'line', note.line)
   end
-  local event = redis.call('XADD', k.events, 'MAXLEN', '~', a.events_maxlen, '*', 'type',
-    'status', unpack(public))
+  local event = redis.call('XADD', k.events, '*', 'type', 'status', unpack(public))
+  redis.call('XADD', k.status_events, 'MAXLEN', '~', a.status_maxlen, '*', 'job_id', job_id,
+    unpack(public))
 
   if a.terminal then
     if redis.call('GET', k.content) == job_id then

@@ -1,0 +1,1 @@
+"""Benchmarks of live logs: many SSE clients on one server while an agent writes lines."""
