@@ -1,13 +1,15 @@
 """The job metrics follow a job through the protocol: created, waited, claimed, logged, ended.
 
 The app's clock is the test's, so every duration is known to the millisecond. The counters are
-process-wide: each test reads them before and after.
+process-wide: each test reads them before and after (a difference of float sums, so compared
+within rounding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from raibid_api.observability.metrics import REGISTRY
@@ -41,10 +43,10 @@ async def test_a_job_s_stages_are_observed_with_the_clock_s_durations(api: Proto
     assert (await api.complete(held)).status_code == 200
 
     assert created() == 1
-    assert waited() == 3.0
-    assert first_log() == 2.0
-    assert to_finish() == 5.0
-    assert ran() == 7.0
+    assert waited() == pytest.approx(3.0)
+    assert first_log() == pytest.approx(2.0)
+    assert to_finish() == pytest.approx(5.0)
+    assert ran() == pytest.approx(7.0)
     assert finished() == 1
     assert lines() == 3
     assert size() == len("héllo".encode()) + len("world") + len("again")
