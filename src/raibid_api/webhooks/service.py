@@ -171,6 +171,7 @@ class WebhookIntake:
             source=arrival.source,
             received_ms=arrival.received_ms,
             event=outcome,
+            request_id=structlog.contextvars.get_contextvars().get("request_id"),
         )
         await self._spool_delivery(spooled)
         return IntakeResult("spooled", delivery.delivery_id, repo=delivery.repo)
