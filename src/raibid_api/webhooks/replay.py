@@ -58,9 +58,7 @@ class SpoolReplayer:
         )
         # the job and the log lines of its replay carry the id of the request that brought it
         with structlog.contextvars.bound_contextvars(request_id=delivery.request_id):
-            result = await self._intake.store(
-                delivery.forge, delivery.delivery_id, delivery.event
-            )
+            result = await self._intake.store(delivery.forge, delivery.delivery_id, delivery.event)
             self._intake.record(
                 arrival, delivery.event_type, delivery.signature, result, spooled=True
             )
