@@ -86,6 +86,7 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         lease_ms=int(settings.jobs.lease.total_seconds() * 1000),
         max_batch_lines=settings.logs.max_batch_lines,
         max_line_bytes=settings.logs.max_line_bytes,
+        max_attempts=settings.jobs.max_attempts,
     )
     checks = HealthChecks()
     checks.add("redis", store.ping)
