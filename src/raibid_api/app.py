@@ -185,7 +185,8 @@ def _background_work(state: AppState) -> list[Coroutine[Any, Any, object]]:
     if state.dispatcher is not None:
         work.append(state.dispatcher.run())
     if state.settings.dispatch.mode == "local":
-        work.append(_local_agent(state).run())
+        state.local_agent = _local_agent(state)
+        work.append(state.local_agent.run())
     return work
 
 

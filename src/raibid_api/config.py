@@ -149,6 +149,8 @@ class ServerSettings(Section):
     public_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     environment: Literal["development", "production"] = "development"
+    shutdown_grace: PositiveDuration = timedelta(seconds=30)
+    """How long `serve` takes at most to stop on SIGTERM/SIGINT (its pod's grace, minus preStop)."""
 
     @field_validator("public_url")
     @classmethod

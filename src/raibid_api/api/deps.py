@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from raibid_api.agent.local import LocalAgentProcess
 from raibid_api.api.auth import Principal, TokenRegistry
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher
@@ -43,6 +44,7 @@ class AppState:
         replayer: empties the webhook spool once Redis is back (None: no spool).
         status_reporting: commit statuses back to the forges (None: no forge configured).
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
+        local_agent: the built-in agent's child process (``dispatch.mode: local`` only).
     """
 
     settings: Settings
@@ -59,6 +61,7 @@ class AppState:
     replayer: SpoolReplayer | None = None
     status_reporting: StatusReporting | None = None
     dispatcher: KubernetesDispatcher | None = None
+    local_agent: LocalAgentProcess | None = None
 
 
 def state_of(request: Request) -> AppState:

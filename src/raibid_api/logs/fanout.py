@@ -106,6 +106,7 @@ class LogFanout:
         self._cursors: dict[str, str] = {}
         self._reading: frozenset[str] | None = None  # the jobs of the read in progress
         self._watching = asyncio.Event()  # set when a stream is added
+        self._stopping = False
 
     @property
     def watched_jobs(self) -> frozenset[str]:
@@ -124,6 +125,8 @@ class LogFanout:
         from the history.
         """
         subscription = Subscription(job_id, self._capacity)
+        if self._stopping:  # the server stops: the stream ends after its history
+            subscription.close()
         self._subscribers.setdefault(job_id, set()).add(subscription)
         try:
             await self._watch(job_id)
@@ -173,8 +176,17 @@ class LogFanout:
             self.close_all()
             await self._reader.aclose()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `close_all` ended every subscription (the server stops)."""
+        return self._stopping
+
     def close_all(self) -> None:
-        """End every subscription now (the server stops): their clients resume elsewhere."""
+        """End every subscription now and refuse new ones (the server stops).
+
+        Their clients resume on another replica, after the `retry` hint their stream ends with.
+        """
+        self._stopping = True
         for subscribers in list(self._subscribers.values()):
             for subscription in list(subscribers):
                 subscription.close()

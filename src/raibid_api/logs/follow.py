@@ -17,7 +17,13 @@ from raibid_api.domain.jobs import Job, JobStatus
 from raibid_api.errors import ServiceUnavailableError
 from raibid_api.logs.entries import render_entry
 from raibid_api.logs.fanout import LogFanout, Subscription, entry_key
-from raibid_api.logs.sse import RETRY_MS, encode_comment, encode_event, encode_retry
+from raibid_api.logs.sse import (
+    RETRY_MS,
+    SHUTDOWN_RETRY_MS,
+    encode_comment,
+    encode_event,
+    encode_retry,
+)
 from raibid_api.storage.event_store import Entry, EventStore
 
 _log = structlog.get_logger("raibid_api.logs")
@@ -25,6 +31,8 @@ _log = structlog.get_logger("raibid_api.logs")
 HISTORY_PAGE = 1_000
 """Entries read from the history per Redis call."""
 HEARTBEAT = encode_comment("heartbeat")
+SHUTTING_DOWN = encode_comment("server shutting down; reconnect") + encode_retry(SHUTDOWN_RETRY_MS)
+"""How a stream ends when its server stops: the client reconnects soon, to another replica."""
 
 
 @dataclass
@@ -114,6 +122,8 @@ class LogFollower:
         while progress.final is None:
             batch = await inbox.receive(self._heartbeat_s)
             if batch is None:
+                if self._fanout.stopping:
+                    yield SHUTTING_DOWN
                 return  # dropped (too slow, or the server stops): the client resumes later
             chunk = b"".join(self._encode(batch, progress)) if batch else HEARTBEAT
             if chunk:
