@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -224,6 +225,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await redis.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+        if getattr(app.state, "tracer_provider", None) is not None:
+            from raibid_api.observability.tracing import stop_tracing
+
+            await asyncio.to_thread(stop_tracing, app.state.tracer_provider)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -252,9 +257,32 @@ def create_app(settings: Settings) -> FastAPI:
             (webhooks.receive_webhook, webhooks.explain_webhook), settings.webhooks.max_body_bytes
         ),
     )
+    quiet_paths = frozenset({"/health", "/ready", "/metrics"})
+    traces_url = settings.tracing.traces_url(os.environ)
     app.add_middleware(
         RequestContextMiddleware,
         error_body=internal_error_body,
-        skip_paths=frozenset({"/health", "/ready", "/metrics"}),
+        skip_paths=quiet_paths,
+        on_request_id=_trace(app, traces_url, quiet_paths) if traces_url else None,
     )
     return app
+
+
+def _trace(app: FastAPI, traces_url: str, quiet_paths: frozenset[str]) -> Callable[[str], None]:
+    """Export spans to ``traces_url``; the hook that tags each request's span with its id.
+
+    A server span per request and a span per Redis call. Imported only here, so a server without
+    an endpoint loads none of OpenTelemetry.
+    """
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    from raibid_api.observability.tracing import start_tracing, tag_request_id
+
+    provider = start_tracing(traces_url, __version__)
+    app.state.tracer_provider = provider
+    # outside every other middleware: the request middleware runs within the server span
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls=",".join(f"{p}$" for p in quiet_paths)
+    )
+    _log.info("tracing on", traces_url=traces_url)
+    return tag_request_id

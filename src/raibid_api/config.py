@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
@@ -350,6 +351,41 @@ class ForgeSettings(Section):
 _config_path: ContextVar[Path | None] = ContextVar("raibid_config_path", default=None)
 
 
+OTEL_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+
+
+class TracingSettings(Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when an endpoint is known."""
+
+    otlp_endpoint: str | None = None
+    """The collector's base URL (``http://otel-collector:4318``); traces go to ``/v1/traces``."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an absolute http(s) URL, such as http://otel-collector:4318")
+        return value
+
+    def traces_url(self, environ: Mapping[str, str]) -> str | None:
+        """Where spans go: ``otlp_endpoint``, else the standard OpenTelemetry variables; or None.
+
+        ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is the full URL, ``OTEL_EXPORTER_OTLP_ENDPOINT``
+        a base URL, as the OpenTelemetry specification has them; ``OTEL_SDK_DISABLED=true``
+        turns tracing off whatever the rest says.
+        """
+        if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return None
+        if self.otlp_endpoint is not None:
+            return f"{self.otlp_endpoint.rstrip('/')}/v1/traces"
+        if environ.get(OTEL_TRACES_ENDPOINT_ENV):
+            return environ[OTEL_TRACES_ENDPOINT_ENV]
+        if environ.get(OTEL_ENDPOINT_ENV):
+            return f"{environ[OTEL_ENDPOINT_ENV].rstrip('/')}/v1/traces"
+        return None
+
+
 class Settings(BaseSettings):
     """The whole configuration of one raibid-api process."""
 
@@ -369,6 +405,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     dispatch: DispatchSettings = DispatchSettings()
     forges: ForgeSettings = ForgeSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @classmethod
     def settings_customise_sources(
