@@ -145,7 +145,7 @@ class AgentWorker:
                 if state.lease_lost:
                     log.warning("job_not_reported", lease_lost=True)
                     return None
-                if state.shut_down:
+                if outcome is None:
                     await self._release(claimed)
                     return None
                 await self._complete(claimed, outcome)
@@ -159,7 +159,11 @@ class AgentWorker:
 
     async def _run_and_ship(
         self, claimed: ClaimedJob, agent_id: str, workspace: Workspace, state: JobState
-    ) -> Outcome:
+    ) -> Outcome | None:
+        """Run the job and ship its whole log; its outcome, or None when shutdown cut it short.
+
+        A job that ended on its own before the shutdown keeps its outcome and is reported.
+        """
         shipper = LogShipper(self._client, claimed.job_id, claimed.token, offset=claimed.log_offset)
         shipper.start()
         try:
@@ -169,7 +173,8 @@ class AgentWorker:
                 spec, workspace, shipper.put, state.cancel, self._options.run,
                 on_commit=lambda commit: record_commit(self._client, claimed, commit),
             )  # fmt: skip
-            if state.shut_down:
+            cut_short = state.shut_down
+            if cut_short:
                 await shipper.put("stderr", SHUTDOWN_NOTE)
         except BaseException:
             await shipper.abandon()
@@ -177,12 +182,12 @@ class AgentWorker:
         # Every line is flushed before `complete`, so the log is whole when the job ends; at
         # shutdown the hand-back must not wait long on a slow server
         flush = self._options.flush_timeout
-        if state.shut_down:
+        if cut_short:
             flush = min(flush, self._options.release_deadline)
         await shipper.close(within=flush)
         if shipper.lease_lost:
             state.lease_lost = True
-        return outcome
+        return None if cut_short else outcome
 
     async def _claim(self, agent_id: str) -> ClaimedJob | None:
         claim = asyncio.create_task(

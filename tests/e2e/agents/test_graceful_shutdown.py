@@ -70,6 +70,7 @@ def test_sigterm_hands_the_built_in_agents_job_back_and_the_next_server_runs_it(
         stop_server(first)
     assert code == 0, first.diagnostics()
     assert took <= GRACE_S, first.diagnostics()
+    assert "Traceback" not in first.process.output()
     assert not is_running(step)
     assert not is_running(agent)
 
