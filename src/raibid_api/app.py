@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -94,6 +95,7 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         lease_ms=int(settings.jobs.lease.total_seconds() * 1000),
         max_batch_lines=settings.logs.max_batch_lines,
         max_line_bytes=settings.logs.max_line_bytes,
+        max_attempts=settings.jobs.max_attempts,
     )
     checks = HealthChecks()
     checks.add("redis", store.ping)
@@ -249,7 +251,8 @@ def _background_work(state: AppState) -> list[Coroutine[Any, Any, object]]:
     if state.dispatcher is not None:
         work.append(state.dispatcher.run())
     if state.settings.dispatch.mode == "local":
-        work.append(_local_agent(state).run())
+        state.local_agent = _local_agent(state)
+        work.append(state.local_agent.run())
     return work
 
 
@@ -289,6 +292,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await redis.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+        if getattr(app.state, "tracer_provider", None) is not None:
+            from raibid_api.observability.tracing import stop_tracing
+
+            await asyncio.to_thread(stop_tracing, app.state.tracer_provider)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -320,11 +327,34 @@ def create_app(settings: Settings) -> FastAPI:
             (webhooks.receive_webhook, webhooks.explain_webhook), settings.webhooks.max_body_bytes
         ),
     )
+    quiet_paths = frozenset({"/health", "/ready", "/metrics"})
+    traces_url = settings.tracing.traces_url(os.environ)
     app.add_middleware(
         RequestContextMiddleware,
         error_body=internal_error_body,
-        skip_paths=frozenset({"/health", "/ready", "/metrics"}),
+        skip_paths=quiet_paths,
+        on_request_id=_trace(app, traces_url, quiet_paths) if traces_url else None,
     )
     if settings.metrics.enabled:
         app.add_middleware(HttpMetricsMiddleware)
     return app
+
+
+def _trace(app: FastAPI, traces_url: str, quiet_paths: frozenset[str]) -> Callable[[str], None]:
+    """Export spans to ``traces_url``; the hook that tags each request's span with its id.
+
+    A server span per request and a span per Redis call. Imported only here, so a server without
+    an endpoint loads none of OpenTelemetry.
+    """
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    from raibid_api.observability.tracing import start_tracing, tag_request_id
+
+    provider = start_tracing(traces_url, __version__)
+    app.state.tracer_provider = provider
+    # outside every other middleware: the request middleware runs within the server span
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls=",".join(f"{p}$" for p in quiet_paths)
+    )
+    _log.info("tracing on", traces_url=traces_url)
+    return tag_request_id

@@ -11,12 +11,14 @@ import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import structlog
 import typer
 import uvicorn
 import yaml
@@ -33,6 +35,9 @@ from raibid_api.config import (
 from raibid_api.embedded import DataDirLock
 from raibid_api.errors import AuthenticationError, ConfigError, PermissionDeniedError
 from raibid_api.observability.logging import SecretRedactor, configure_logging
+
+if TYPE_CHECKING:
+    from raibid_api.api.deps import AppState
 
 app = typer.Typer(help="raibid-api: the orchestration server of raibid-ci.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
@@ -189,22 +194,31 @@ def serve(config: ConfigOption = None, host: HostOption = None, port: PortOption
             log_config=None,
             access_log=False,
             proxy_headers=True,
-            timeout_graceful_shutdown=10,
         )
-        _Server(server_config, _banner(settings, config)).run(sockets=[sock])
+        grace = settings.server.shutdown_grace.total_seconds()
+        _Server(server_config, _banner(settings, config), grace).run(sockets=[sock])
+
+
+_log = structlog.get_logger("raibid_api")
+_LOCAL_AGENT_MAX_S = 10.0  # the most of the grace the built-in agent's hand-back may take
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, announcing itself once ready and ending live log streams at shutdown.
+    """uvicorn's server, announcing itself once ready, and stopping within ``shutdown_grace``.
 
-    uvicorn waits for open responses before it runs the app's shutdown, and a log stream stays
-    open until its job ends (a held heartbeat too, and a claim until its wait is over): without
-    `handle_exit` ending them, every shutdown would wait out its grace period.
+    On SIGTERM/SIGINT (`handle_exit`), live log streams end with a `retry` hint, held heartbeats
+    answer and long-polling claims answer "no job": uvicorn waits for open responses before it
+    runs the app's shutdown, and these would otherwise hold it until its timeout. Then
+    (`shutdown`), while still listening, the built-in agent is stopped and hands its jobs back
+    over HTTP; then uvicorn stops accepting, lets in-flight requests finish within what is left
+    of the grace (minus a reserve for the app's own shutdown), and runs the app's shutdown.
     """
 
-    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+    def __init__(self, config: uvicorn.Config, banner: str, shutdown_grace: float) -> None:
         super().__init__(config)
         self._banner = banner
+        self._grace = shutdown_grace
+        self._stop_asked: float | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start the app, then serve on ``sockets``; print the banner only if both succeeded."""
@@ -215,15 +229,33 @@ class _Server(uvicorn.Server):
         if self.started and not self.should_exit:
             typer.echo(self._banner, err=True)
 
+    def _state(self) -> AppState | None:
+        state: AppState | None = getattr(getattr(self.config.app, "state", None), "raibid", None)
+        return state
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        app = self.config.app
-        state = getattr(getattr(app, "state", None), "raibid", None)
+        """A stop was asked (SIGTERM, SIGINT): end what would hold the shutdown up."""
+        if self._stop_asked is None:
+            self._stop_asked = time.monotonic()
+        state = self._state()
         if state is not None:
             with contextlib.suppress(RuntimeError):  # no loop running: nothing is streaming
                 asyncio.get_running_loop().call_soon_threadsafe(state.live_logs.fanout.close_all)
                 # long-polling claims end too, or they would hold the shutdown until they time out
                 asyncio.get_running_loop().call_soon_threadsafe(state.agents.drain)
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Hand the built-in agent's jobs back, then uvicorn's shutdown, all within the grace."""
+        asked = self._stop_asked if self._stop_asked is not None else time.monotonic()
+        state = self._state()
+        if state is not None and state.local_agent is not None:
+            _log.info("stopping the built-in agent; its running jobs are handed back")
+            await state.local_agent.hand_back(min(_LOCAL_AGENT_MAX_S, self._grace / 3))
+        # the app's shutdown (background loops, Redis, the embedded Redis) keeps a reserve
+        left = self._grace - (time.monotonic() - asked) - min(5.0, self._grace / 4)
+        self.config.timeout_graceful_shutdown = max(1, int(left))
+        await super().shutdown(sockets=sockets)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
@@ -155,6 +156,8 @@ class ServerSettings(Section):
     max_header_bytes: int = Field(default=65_536, ge=4096, le=1_048_576)
     max_headers: int = Field(default=100, ge=16, le=1000)
     max_connections: int = Field(default=4096, ge=16, le=1_000_000)
+    shutdown_grace: PositiveDuration = timedelta(seconds=30)
+    """How long `serve` takes at most to stop on SIGTERM/SIGINT (its pod's grace, minus preStop)."""
 
     @field_validator("public_url")
     @classmethod
@@ -380,6 +383,41 @@ class ForgeSettings(Section):
 _config_path: ContextVar[Path | None] = ContextVar("raibid_config_path", default=None)
 
 
+OTEL_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+
+
+class TracingSettings(Section):
+    """OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when an endpoint is known."""
+
+    otlp_endpoint: str | None = None
+    """The collector's base URL (``http://otel-collector:4318``); traces go to ``/v1/traces``."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an absolute http(s) URL, such as http://otel-collector:4318")
+        return value
+
+    def traces_url(self, environ: Mapping[str, str]) -> str | None:
+        """Where spans go: ``otlp_endpoint``, else the standard OpenTelemetry variables; or None.
+
+        ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is the full URL, ``OTEL_EXPORTER_OTLP_ENDPOINT``
+        a base URL, as the OpenTelemetry specification has them; ``OTEL_SDK_DISABLED=true``
+        turns tracing off whatever the rest says.
+        """
+        if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return None
+        if self.otlp_endpoint is not None:
+            return f"{self.otlp_endpoint.rstrip('/')}/v1/traces"
+        if environ.get(OTEL_TRACES_ENDPOINT_ENV):
+            return environ[OTEL_TRACES_ENDPOINT_ENV]
+        if environ.get(OTEL_ENDPOINT_ENV):
+            return f"{environ[OTEL_ENDPOINT_ENV].rstrip('/')}/v1/traces"
+        return None
+
+
 class Settings(BaseSettings):
     """The whole configuration of one raibid-api process."""
 
@@ -400,6 +438,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     dispatch: DispatchSettings = DispatchSettings()
     forges: ForgeSettings = ForgeSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @classmethod
     def settings_customise_sources(

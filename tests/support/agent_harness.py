@@ -74,7 +74,9 @@ def spawn(argv: list[str], log: Path, cwd: Path) -> Process:
 
 
 def write_config(folder: Path, port: int, **sections: Any) -> Path:
-    """The configuration of a server on ``port``; ``sections`` replace the defaults given here."""
+    """The configuration of a server on ``port``; ``sections`` replace the defaults given here
+
+    (but for ``server``, whose keys are added to the address given here)."""
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
         "redis": {"url": None, "data_dir": str(folder / "redis")},
@@ -89,8 +91,10 @@ def write_config(folder: Path, port: int, **sections: Any) -> Path:
         "dispatch": {"mode": "none"},
         "logging": {"level": "warning", "format": "json"},
     }
+    # the server section is merged, so a test may add a key and keep the address
+    server = config["server"] | sections.pop("server", {})
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config | sections))
+    path.write_text(yaml.safe_dump(config | sections | {"server": server}))
     return path
 
 

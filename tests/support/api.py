@@ -49,7 +49,7 @@ JOB_FIELDS = frozenset(
         "id", "status", "repo", "clone_url", "ref", "branch", "tag", "commit", "event", "forge",
         "delivery_id", "pull_request", "author", "pusher", "message", "created_at", "started_at",
         "finished_at", "duration", "exit_code", "agent_id", "attempt", "retry_of", "reason",
-        "links",
+        "request_id", "links",
     }
 )  # fmt: skip
 

@@ -48,5 +48,6 @@ def make_job(created_ms: int = 1_790_000_000_000, **overrides: object) -> Job:
         "attempt": 1,
         "retry_of": None,
         "reason": None,
+        "request_id": "req-0123456789abcdef",
     }
     return job | overrides

@@ -38,6 +38,7 @@ class ProtocolDouble:
         self.tokens: dict[str, str] = {}
         self.logs: dict[str, list[dict[str, str]]] = {}
         self.completions: dict[str, list[dict[str, Any]]] = {}
+        self.releases: list[str] = []
         self.cancelled: set[str] = set()
         self.revoked: set[str] = set()
         self.requests: list[str] = []
@@ -128,6 +129,10 @@ class ProtocolDouble:
         if action == "commit":
             self.commits.setdefault(job_id, []).append(body["commit"])
             return _Response(200, {"commit": self.commits[job_id][0]})
+        if action == "release":
+            self.releases.append(job_id)
+            self.revoked.add(job_id)  # the token stops working, as the server's does
+            return _Response(200, {"id": job_id, "status": "pending"})
         self.completions.setdefault(job_id, []).append(body)
         return _Response(200, {"status": body["status"]})
 

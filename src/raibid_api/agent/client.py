@@ -240,6 +240,15 @@ class AgentClient:
         body = {"status": outcome.status, "exit_code": outcome.exit_code, "reason": outcome.reason}
         await self._job_call(job_id, "complete", token, body, deadline)
 
+    async def release(self, job_id: str, token: str, *, deadline: float | None = None) -> None:
+        """Hand the job back (this agent shuts down): the server queues its next attempt now.
+
+        Raises:
+            LeaseLostError: the job is no longer this agent's (already requeued or completed).
+            ServiceUnavailableError: the server did not answer before the deadline.
+        """
+        await self._job_call(job_id, "release", token, {}, deadline)
+
     async def _job_call(
         self, job_id: str, action: str, token: str, body: Mapping[str, Any],
         deadline: float | None, *, read_timeout: float | None = None,

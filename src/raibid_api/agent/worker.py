@@ -1,10 +1,11 @@
 """The reference agent's loop: claim a job, run it while heartbeating, ship its logs, report it.
 
 `run_agent` is the entry point of ``raibid-api agent`` and of the agent that ``serve`` starts
-beside itself in ``dispatch.mode: local``. On shutdown (SIGTERM, or the ``stop`` event) no new job
-is claimed and a running job gets ``shutdown_grace`` seconds to finish; after that (or on a second
-signal) its steps are killed and it is left unreported, so the server re-queues it when its lease
-runs out: an agent going away is not the build's failure.
+beside itself in ``dispatch.mode: local``. On SIGTERM or SIGINT no new job is claimed, the running
+jobs' steps are killed at once and each job is handed back (``release``): the server queues it
+again as its next attempt right away, with a line in its log saying why, rather than when its
+lease runs out. An agent going away is not the build's failure. The ``stop`` event is gentler: a
+running job gets ``shutdown_grace`` seconds to finish before it is handed back the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from raibid_api.agent.workspace import Workspace, job_workspace
 from raibid_api.errors import ServiceUnavailableError
 
 logger = structlog.get_logger()
+SHUTDOWN_NOTE = "[raibid] the agent is shutting down: its steps were killed, the job is handed back"
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,10 @@ class AgentOptions:
         claim_wait: seconds one claim long-polls.
         heartbeat_interval: how long one heartbeat is held open by the server, which answers
             earlier when the job is cancelled or ends; None for a third of the lease.
-        shutdown_grace: seconds a running job may go on after shutdown was asked.
+        shutdown_grace: seconds a running job may go on after a gentle shutdown was asked.
         flush_timeout: seconds to ship the last log lines before reporting anyway.
         complete_deadline: seconds to keep retrying ``complete``.
+        release_deadline: seconds to ship the last lines and hand a job back at shutdown.
     """
 
     agent_id: str
@@ -68,6 +71,7 @@ class AgentOptions:
     shutdown_grace: float = 20.0
     flush_timeout: float = 30.0
     complete_deadline: float = 120.0
+    release_deadline: float = 5.0
 
 
 class AgentWorker:
@@ -92,7 +96,7 @@ class AgentWorker:
         self._stop.set()
 
     def abort(self) -> None:
-        """Claim nothing more and kill running jobs now."""
+        """Claim nothing more, kill the running jobs' steps now and hand the jobs back."""
         self._stop.set()
         self._abort.set()
 
@@ -144,8 +148,11 @@ class AgentWorker:
         try:
             async with job_workspace(self._options.workspace_root, claimed.job_id) as workspace:
                 outcome = await self._run_and_ship(claimed, agent_id, workspace, state)
-                if state.lease_lost or state.shut_down:
-                    log.warning("job_not_reported", lease_lost=state.lease_lost)
+                if state.lease_lost:
+                    log.warning("job_not_reported", lease_lost=True)
+                    return None
+                if outcome is None:
+                    await self._release(claimed)
                     return None
                 await self._complete(claimed, outcome)
         finally:
@@ -158,7 +165,11 @@ class AgentWorker:
 
     async def _run_and_ship(
         self, claimed: ClaimedJob, agent_id: str, workspace: Workspace, state: JobState
-    ) -> Outcome:
+    ) -> Outcome | None:
+        """Run the job and ship its whole log; its outcome, or None when shutdown cut it short.
+
+        A job that ended on its own before the shutdown keeps its outcome and is reported.
+        """
         shipper = LogShipper(self._client, claimed.job_id, claimed.token, offset=claimed.log_offset)
         shipper.start()
         try:
@@ -168,16 +179,21 @@ class AgentWorker:
                 spec, workspace, shipper.put, state.cancel, self._options.run,
                 on_commit=lambda commit: record_commit(self._client, claimed, commit),
             )  # fmt: skip
-            if state.shut_down:
-                await shipper.put("stderr", "[raibid] the agent shut down; the job will re-run")
+            cut_short = state.shut_down
+            if cut_short:
+                await shipper.put("stderr", SHUTDOWN_NOTE)
         except BaseException:
             await shipper.abandon()
             raise
-        # Every line is flushed before `complete`, so the log is whole when the job ends.
-        await shipper.close(within=self._options.flush_timeout)
+        # Every line is flushed before `complete`, so the log is whole when the job ends; at
+        # shutdown the hand-back must not wait long on a slow server
+        flush = self._options.flush_timeout
+        if cut_short:
+            flush = min(flush, self._options.release_deadline)
+        await shipper.close(within=flush)
         if shipper.lease_lost:
             state.lease_lost = True
-        return outcome
+        return None if cut_short else outcome
 
     async def _claim(self, agent_id: str) -> ClaimedJob | None:
         claim = asyncio.create_task(
@@ -207,6 +223,17 @@ class AgentWorker:
             )
         except (LeaseLostError, ServiceUnavailableError) as exc:
             logger.warning("complete_refused", job_id=claimed.job_id, error=exc.message)
+
+    async def _release(self, claimed: ClaimedJob) -> None:
+        try:
+            await self._client.release(
+                claimed.job_id, claimed.token, deadline=self._options.release_deadline
+            )
+        except (LeaseLostError, ServiceUnavailableError) as exc:
+            # the server re-queues it anyway once its lease runs out
+            logger.warning("release_refused", job_id=claimed.job_id, error=exc.message)
+            return
+        logger.info("job_released", job_id=claimed.job_id)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -254,8 +281,8 @@ async def run_agent(
             (a cancel arrives as soon as the server answers the held heartbeat).
         kill_grace: seconds between SIGTERM and SIGKILL of a stopped step.
         shutdown_grace: seconds a running job may go on after a graceful stop.
-        handle_signals: stop on SIGTERM/SIGINT (graceful), kill jobs on the second one.
-        stop: set it to shut the agent down gracefully.
+        handle_signals: on SIGTERM/SIGINT, kill the running steps and hand the jobs back.
+        stop: set it to shut the agent down gently (running jobs get ``shutdown_grace``).
         transport: an httpx transport (tests).
 
     Raises:
@@ -288,10 +315,8 @@ def _stopping(
     relay = asyncio.ensure_future(_relay(stop, worker)) if stop is not None else None
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
     for signum in signals:
-        # A first signal stops gracefully, a second kills the running jobs.
-        loop.add_signal_handler(
-            signum, lambda: worker.abort() if worker.stopping else worker.shutdown()
-        )
+        # a pod or a terminal going away: the jobs go back to the queue now, not after a lease
+        loop.add_signal_handler(signum, worker.abort)
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from raibid_api.agent.local import LocalAgentProcess
 from raibid_api.api.auth import Principal, TokenRegistry
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher
@@ -53,6 +54,7 @@ class AppState:
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
         token_reviewer: reviews agent pods' ServiceAccount tokens (``dispatch.mode: keda`` only).
         scrape: what `GET /metrics` reads from Redis, cached (None: ``metrics.enabled`` off).
+        local_agent: the built-in agent's child process (``dispatch.mode: local`` only).
     """
 
     settings: Settings
@@ -73,6 +75,7 @@ class AppState:
     dispatcher: KubernetesDispatcher | None = None
     token_reviewer: TokenReviewer | None = None
     scrape: ScrapeState | None = None
+    local_agent: LocalAgentProcess | None = None
 
 
 def state_of(request: Request) -> AppState:

@@ -86,6 +86,9 @@ class JobOut(BaseModel):
     attempt: int
     retry_of: str | None
     reason: str | None = Field(description="why the job failed or was cancelled")
+    request_id: str | None = Field(
+        description="the `X-Request-ID` of the request that created the job (null if none)"
+    )
     links: Links
 
 

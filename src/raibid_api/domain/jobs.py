@@ -55,6 +55,7 @@ JOB_FIELDS = (
     "id", "status", "repo", "clone_url", "ref", "branch", "tag", "commit", "event", "forge",
     "delivery_id", "pull_request", "author", "pusher", "message", "created_at", "started_at",
     "finished_at", "duration", "exit_code", "agent_id", "attempt", "retry_of", "reason",
+    "request_id",
 )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from raibid_api.errors import (
     PayloadTooLargeError,
     TransitionConflictError,
 )
+from raibid_api.jobs.handback import requeue_attempt
 from raibid_api.jobs.heartbeat_hold import JobEvents, hold_until_status_change
 from raibid_api.jobs.service import JobService
 from raibid_api.observability import metrics
@@ -57,6 +58,8 @@ class LeaseLimits:
     lease_ms: int
     max_batch_lines: int
     max_line_bytes: int
+    max_attempts: int = 3
+    """``jobs.max_attempts``: a job handed back after its last attempt fails (``agent_lost``)."""
 
 
 class AgentService:
@@ -289,6 +292,45 @@ class AgentService:
                     metrics.stage("first_log_to_finished", (finished - int(first_log)) / 1000)
                 return job
         raise TransitionConflictError(f"job {job_id} keeps changing; try again")
+
+    async def release(self, job_id: JobId, token: str) -> Job:
+        """The agent gives its running job back (it is shutting down): queue the next attempt now.
+
+        The job goes back in the queue at once, as its next attempt (or fails with
+        ``agent_lost`` after its last), with a line in its log saying why, instead of waiting for
+        its lease to run out. A job that ended meanwhile (cancelled, timed out) stays as it is;
+        either way the answer is the job after the call, and the token stops working.
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobTokenError: not the job's current token (already released, or requeued).
+            AlreadyCompletedError: the agent completed the job with this token.
+        """
+        digest = token_hash(token)
+        private = await self._agents.lease_fields(job_id)
+        if not private:
+            raise JobNotFoundError(job_id)
+        if not hmac.compare_digest(private.get("_token", ""), digest):
+            raise JobTokenError("this job token is not valid for the job's current attempt")
+        if "_completed" in private:
+            raise AlreadyCompletedError(
+                f"job {job_id} was completed as {private['_completed']}", private["_completed"]
+            )
+        job = await self._jobs.get(job_id)
+        if job["status"] != JobStatus.RUNNING:
+            return job
+        why = (f"the agent of attempt {job['attempt']} ({job['agent_id']}) handed the job back "
+               "as it shut down")  # fmt: skip
+        try:
+            after = await requeue_attempt(
+                self._jobs, self._store, self._clock, job, AttemptGuard(digest), why=why,
+                max_attempts=self._limits.max_attempts,
+            )  # fmt: skip
+        except TransitionConflictError:
+            return await self._jobs.get(job_id)  # it ended meanwhile
+        if job["agent_id"]:
+            await self._seen(str(job["agent_id"]), None)
+        return after
 
     async def _finish(
         self, job_id: JobId, digest: str, status: JobStatus, exit_code: int | None,

@@ -17,6 +17,7 @@ from raibid_api.errors import (
     ServiceUnavailableError,
     TransitionConflictError,
 )
+from raibid_api.jobs.handback import requeue_attempt
 from raibid_api.jobs.service import JobService
 from raibid_api.observability import metrics
 from raibid_api.storage.agent_store import AgentStore, Lease
@@ -89,27 +90,15 @@ class Reaper:
         if job is None or job["status"] != JobStatus.RUNNING:
             return 0
         guard = AttemptGuard(lease.token_hash, lease_ended_by=now)
-        attempt = job["attempt"]
-        lost = f"the agent of attempt {attempt} ({job['agent_id']}) was lost"
-        if attempt >= self._limits.max_attempts:
-            last = f"that was the last of {self._limits.max_attempts} attempts, so the job failed"
-            await self._jobs.finish(
-                job_id, JobStatus.FAILED, reason="agent_lost", expect=(JobStatus.RUNNING,),
-                guard=guard, note=("stderr", f"[raibid] {lost}; {last}"),
-            )  # fmt: skip
-            return 1
-        cleared = dict.fromkeys(
-            ("agent_id", "started_at", "_started_ms", "_lease_until", "_token", "_log_count",
-             "_first_log_ms", "_completed"),
+        lost = f"the agent of attempt {job['attempt']} ({job['agent_id']}) was lost"
+        after = await requeue_attempt(
+            self._jobs, self._store, self._clock, job, guard, why=lost,
+            max_attempts=self._limits.max_attempts,
         )  # fmt: skip
-        after = await self._store.transition(
-            job, JobStatus.PENDING, self._clock.now_ms(),
-            cleared | {"attempt": attempt + 1}, requeue=True, guard=guard,
-            note=("stderr", f"[raibid] attempt {attempt + 1}: {lost}; the job is queued again"),
-        )  # fmt: skip
-        _log.info("requeued a job whose agent was lost", job_id=job_id, attempt=after["attempt"])
-        metrics.REAPER_REQUEUES.inc()
-        await self._jobs.announce(after)
+        if after["status"] == JobStatus.PENDING:
+            _log.info("requeued a job whose agent was lost", job_id=job_id,
+                      attempt=after["attempt"])  # fmt: skip
+            metrics.REAPER_REQUEUES.inc()
         return 1
 
     async def _forget_agents(self, now: int) -> None:

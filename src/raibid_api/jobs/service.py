@@ -9,6 +9,7 @@ from typing import Literal, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import orjson
+import structlog
 
 from raibid_api.domain.badges import Badge
 from raibid_api.domain.jobs import (
@@ -184,13 +185,18 @@ class JobService:
         return (await self.create(job)).job
 
     def new_job(self, **fields: object) -> Job:
-        """A pending job with a fresh id, stamped now; ``fields`` fill in the rest."""
+        """A pending job with a fresh id, stamped now; ``fields`` fill in the rest.
+
+        Its ``request_id`` is the one bound to the log context of the request making it (see
+        `observability.requests`), so the job and every log line of that request share it.
+        """
         job: Job = dict.fromkeys(JOB_FIELDS)  # every field, in the order the API shows them
         job |= {
             "id": new_job_id(),
             "status": JobStatus.PENDING.value,
             "created_at": format_time(self._clock.now_ms()),
             "attempt": 1,
+            "request_id": structlog.contextvars.get_contextvars().get("request_id"),
         }
         job |= fields
         return job

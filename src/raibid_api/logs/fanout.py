@@ -177,6 +177,7 @@ class LogFanout:
         self._reading: frozenset[str] | None = None  # the jobs of the read in progress
         self._watching = asyncio.Event()  # set when a stream is added
         self._asking: dict[str, asyncio.Future[str]] = {}  # newest entry ids being asked
+        self._stopping = False
 
     @property
     def watched_jobs(self) -> frozenset[str]:
@@ -198,6 +199,8 @@ class LogFanout:
         the history.
         """
         subscription = Subscription(channels, self._capacity, accept)
+        if self._stopping:  # the server stops: the stream ends after its history
+            subscription.close()
         for channel in subscription.channels:
             self._subscribers.setdefault(channel, set()).add(subscription)
         try:
@@ -262,8 +265,17 @@ class LogFanout:
         """
         return self._cursors.get(channel)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `close_all` ended every subscription (the server stops)."""
+        return self._stopping
+
     def close_all(self) -> None:
-        """End every subscription now (the server stops): their clients resume elsewhere."""
+        """End every subscription now and refuse new ones (the server stops).
+
+        Their clients resume on another replica, after the `retry` hint their stream ends with.
+        """
+        self._stopping = True
         for subscribers in list(self._subscribers.values()):
             for subscription in list(subscribers):
                 subscription.close()

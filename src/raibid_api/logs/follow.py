@@ -23,7 +23,13 @@ from raibid_api.domain.jobs import Job, JobStatus
 from raibid_api.errors import ServiceUnavailableError
 from raibid_api.logs.entries import dropped_between, line_number, render_entry
 from raibid_api.logs.fanout import Batch, LogFanout, Subscription, entry_key
-from raibid_api.logs.sse import RETRY_MS, encode_comment, encode_event, encode_retry
+from raibid_api.logs.sse import (
+    RETRY_MS,
+    SHUTDOWN_RETRY_MS,
+    encode_comment,
+    encode_event,
+    encode_retry,
+)
 from raibid_api.observability import metrics
 from raibid_api.storage.event_store import NO_ENTRY, STATUS_CHANNEL, EventStore
 
@@ -36,6 +42,8 @@ HISTORY_READS = 2
 clients arriving together queue for these rather than each taking a connection from the pool."""
 HEARTBEAT = encode_comment("heartbeat")
 _VIEW = "job"  # the shared rendering of a batch for the per-job stream
+SHUTTING_DOWN = encode_comment("server shutting down; reconnect") + encode_retry(SHUTDOWN_RETRY_MS)
+"""How a stream ends when its server stops: the client reconnects soon, to another replica."""
 
 
 @dataclass
@@ -194,6 +202,8 @@ class LogFollower:
         while progress.final is None:
             batches = await inbox.receive(self._heartbeat_s)
             if batches is None:
+                if self._fanout.stopping:
+                    yield SHUTTING_DOWN
                 return  # dropped (too slow, or the server stops): the client resumes later
             if not batches:
                 yield HEARTBEAT

@@ -13,6 +13,8 @@ from raibid_api.errors import InvalidInputError
 
 RETRY_MS = 3_000
 """How long a client waits before it reconnects after the connection drops."""
+SHUTDOWN_RETRY_MS = 500
+"""The reconnection delay a stream ends with when its server stops: another replica serves it."""
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BREAKS = frozenset("\r\n")

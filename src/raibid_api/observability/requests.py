@@ -37,10 +37,13 @@ class RequestContextMiddleware:
     def __init__(
         self, app: ASGIApp, error_body: Callable[[str], bytes],
         skip_paths: frozenset[str] = frozenset(),
+        on_request_id: Callable[[str], None] | None = None,
     ) -> None:  # fmt: skip
+        """``on_request_id`` is told each request's id (tracing puts it on the request's span)."""
         self.app = app
         self.error_body = error_body
         self.skip_paths = skip_paths
+        self.on_request_id = on_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -51,6 +54,8 @@ class RequestContextMiddleware:
         # unique, not secret: no system call for randomness on every request
         request_id = given.decode() if _VALID_ID.match(given) else f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
+        if self.on_request_id is not None:
+            self.on_request_id(request_id)
         started = time.perf_counter()
         status = 500  # until the answer starts
         started_answer = False

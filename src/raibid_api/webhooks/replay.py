@@ -66,8 +66,12 @@ class SpoolReplayer:
         arrival = Arrival(
             delivery.forge, delivery.source, delivery.received_ms, time.perf_counter()
         )
-        result = await self._intake.store(delivery.forge, delivery.delivery_id, delivery.event)
-        self._intake.record(arrival, delivery.event_type, delivery.signature, result, spooled=True)
+        # the job and the log lines of its replay carry the id of the request that brought it
+        with structlog.contextvars.bound_contextvars(request_id=delivery.request_id):
+            result = await self._intake.store(delivery.forge, delivery.delivery_id, delivery.event)
+            self._intake.record(
+                arrival, delivery.event_type, delivery.signature, result, spooled=True
+            )
 
     async def run(self, interval: float) -> None:
         """Replay every ``interval`` seconds until cancelled."""

@@ -172,6 +172,7 @@ class WebhookIntake:
             source=arrival.source,
             received_ms=arrival.received_ms,
             event=outcome,
+            request_id=structlog.contextvars.get_contextvars().get("request_id"),
         )
         await self._spool_delivery(spooled)
         metrics.webhook_delivery(delivery.forge, delivery.event_type, "spooled")

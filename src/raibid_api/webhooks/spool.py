@@ -38,6 +38,8 @@ class SpooledDelivery:
     source: str
     received_ms: int
     event: WebhookEvent
+    request_id: str | None = None
+    """The id of the request that brought it; its job and the replay's log lines carry it."""
 
     def to_json(self) -> bytes:
         """The file's content."""

@@ -13,7 +13,7 @@ import pytest
 
 from raibid_api.agent.client import AgentClient, RetryPolicy
 from raibid_api.agent.runner import Outcome, RunSettings
-from raibid_api.agent.worker import AgentOptions, AgentWorker, run_agent
+from raibid_api.agent.worker import SHUTDOWN_NOTE, AgentOptions, AgentWorker, run_agent
 from tests.support.git_remote import GitRemote, job_for
 from tests.support.polling import eventually
 from tests.support.processes import is_running
@@ -188,7 +188,7 @@ async def test_shutdown_stops_claiming_and_lets_the_running_job_finish(
     assert "finished" in double.lines("job-1")
 
 
-async def test_shutdown_grace_over_a_running_job_leaves_it_unreported_for_requeue(
+async def test_shutdown_grace_over_a_running_job_hands_it_back(
     double: ProtocolDouble, remote: GitRemote, tmp_path: Path
 ) -> None:
     double.add_job(job_for(remote, remote.commit(pipeline("echo started; sleep 300"))))
@@ -201,7 +201,36 @@ async def test_shutdown_grace_over_a_running_job_leaves_it_unreported_for_requeu
 
         assert await asyncio.wait_for(loop, 5) == 1
     assert "job-1" not in double.completions
-    assert double.lines("job-1")[-1] == "[raibid] the agent shut down; the job will re-run"
+    assert double.releases == ["job-1"]
+    assert double.lines("job-1")[-1] == SHUTDOWN_NOTE
+
+
+async def test_sigterm_kills_the_running_step_at_once_and_hands_the_job_back(
+    double: ProtocolDouble, remote: GitRemote, tmp_path: Path
+) -> None:
+    double.add_job(job_for(remote, remote.commit(pipeline("sleep 300 & echo $!; wait"))))
+    agent = asyncio.create_task(
+        # a grace that would outlast the test: SIGTERM does not wait for it
+        run_agent(
+            double.url,
+            "t",
+            "agent-a",
+            workspace_root=tmp_path / "ws",
+            shutdown_grace=300,
+            handle_signals=True,
+        )
+    )
+    await eventually(lambda: any(x.isdigit() for x in double.lines("job-1")), what="step runs")
+
+    os.kill(os.getpid(), signal.SIGTERM)
+
+    assert await asyncio.wait_for(agent, 10) == 1
+    assert not is_running(int(next(x for x in double.lines("job-1") if x.isdigit())))
+    assert double.releases == ["job-1"]
+    assert "job-1" not in double.completions
+    assert double.lines("job-1")[-1] == SHUTDOWN_NOTE
+    assert double.requests[-1] == "/agent/jobs/job-1/release"
+    assert list((tmp_path / "ws").iterdir()) == []
 
 
 async def test_concurrent_loops_run_jobs_side_by_side_exactly_once(

@@ -101,6 +101,7 @@ async def test_trigger_answers_201_with_every_job_field_and_links(
         "attempt": 1,
         "retry_of": None,
         "reason": None,
+        "request_id": response.headers["x-request-id"],
         "links": {
             "self": f"{PUBLIC_URL}/jobs/{job['id']}",
             "logs": f"{PUBLIC_URL}/jobs/{job['id']}/logs",
@@ -506,6 +507,24 @@ async def test_request_id_is_in_every_log_line_of_the_request(
     lines = [e for e in captured_logs if e.get("request_id") == generated["x-request-id"]]
     assert [(line["event"], line["status"]) for line in lines] == [("request", 201)]
     assert all("request_id" in event for event in captured_logs), captured_logs
+
+
+async def test_a_job_carries_the_request_id_of_the_request_that_made_it(
+    client: httpx.AsyncClient, captured_logs: LogEvents
+) -> None:
+    made = await client.post(
+        "/jobs", headers=WRITE | {"X-Request-ID": "made-1"}, json=trigger_body()
+    )
+    job = made.json()
+    await client.post(f"/jobs/{job['id']}/cancel", headers=WRITE)
+    retried = await client.post(f"/jobs/{job['id']}/retry", headers=WRITE)
+    read = await client.get(f"/jobs/{job['id']}", headers=READ | {"X-Request-ID": "read-1"})
+
+    assert job["request_id"] == "made-1"
+    # a retry is a new job: it names the retry request, not the first job's
+    assert retried.json()["request_id"] == retried.headers["x-request-id"] != "made-1"
+    assert read.json()["request_id"] == "made-1"  # reading does not change it
+    assert any(e.get("request_id") == "made-1" for e in captured_logs)
 
 
 async def test_health_answers_without_a_token(client: httpx.AsyncClient) -> None:

@@ -30,6 +30,21 @@ async def test_redelivered_webhook_creates_no_second_job(
     assert await job_ids(raw_redis, prefix) == {first.json()["job_id"]}
 
 
+async def test_the_job_carries_the_request_id_of_the_delivery_that_made_it(
+    client: httpx.AsyncClient,
+) -> None:
+    body = push_body(sha(1))
+    delivery = new_id()
+
+    first = await deliver(client, body, delivery_id=delivery)
+    again = await deliver(client, body, delivery_id=delivery)
+    job = (await client.get(f"/jobs/{first.json()['job_id']}", headers=READ)).json()
+
+    assert job["request_id"] == first.headers["x-request-id"]
+    # a redelivery finds the job; it keeps the id of the request that made it
+    assert again.headers["x-request-id"] != job["request_id"]
+
+
 async def test_redelivery_after_the_job_ended_still_returns_that_job(
     client: httpx.AsyncClient, raw_redis: Redis, prefix: str
 ) -> None:

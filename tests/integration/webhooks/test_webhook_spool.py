@@ -80,6 +80,8 @@ async def test_spool_survives_a_restart_of_the_server(
 
     assert job["commit"] == sha(5)
     assert job["status"] == "pending"
+    # replayed by another server process, the job still names the request that brought it
+    assert job["request_id"] == answer.headers["x-request-id"]
 
 
 async def test_redis_down_with_the_spool_off_is_a_503(

@@ -122,6 +122,18 @@ def test_server_listens_on_all_interfaces_at_the_container_port(
     assert ports == {"http": settings.server.port}
 
 
+def test_the_pod_grace_covers_the_pre_stop_sleep_and_the_servers_shutdown_grace(
+    materialized_config: MaterializedConfig,
+) -> None:
+    settings = load_settings(materialized_config.path)
+    command = SERVER["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    # Kubernetes counts the preStop hook in the grace: SIGTERM comes after it, and the server
+    # must have its whole `server.shutdown_grace` before the SIGKILL
+    budget = int(command[1]) + settings.server.shutdown_grace.total_seconds()
+    assert POD["terminationGracePeriodSeconds"] == budget
+
+
 def test_webhook_spool_is_on_a_writable_volume(materialized_config: MaterializedConfig) -> None:
     settings = load_settings(materialized_config.path)
     spool = settings.webhooks.spool_dir

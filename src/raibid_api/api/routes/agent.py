@@ -156,6 +156,19 @@ async def complete(
     return _json(job)
 
 
+@router.post(
+    "/agent/jobs/{job_id}/release", response_model=None, responses=_ERRORS, summary="Hand back"
+)
+async def release(job_id: str, token: JobToken, agents: AgentServiceDep) -> Response:
+    """Give the running job back (the agent is shutting down, its steps killed).
+
+    The job is queued again at once as its next attempt (or fails with `agent_lost` after the
+    last of `jobs.max_attempts`), with a line in its log saying why; the token stops working.
+    A job that ended meanwhile is left as it is. The answer is the job after the call.
+    """
+    return _json(await agents.release(parse_job_id(job_id), token))
+
+
 @router.get("/agents", response_model=list[AgentOut], responses=_ERRORS, summary="List agents")
 async def list_agents(agents: AgentServiceDep, _: ReadPrincipal) -> Response:
     """Every agent seen lately, its last heartbeat and its current job."""
