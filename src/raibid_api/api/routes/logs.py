@@ -17,7 +17,7 @@ from raibid_api.api.deps import (
     StateDep,
     StreamReaderDep,
 )
-from raibid_api.api.schemas import ErrorOut, LogEntryOut, StreamTokenOut
+from raibid_api.api.schemas import ErrorOut, JobId, LogEntryOut, StreamTokenOut
 from raibid_api.domain.jobs import parse_job_id
 from raibid_api.logs.entries import log_text, with_gaps
 from raibid_api.logs.sse import parse_last_event_id
@@ -51,7 +51,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     summary="Read a job's log",
 )
 async def read_logs(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     jobs: JobServiceDep,
     events: EventStoreDep,
