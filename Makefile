@@ -7,6 +7,8 @@ ARGS ?=
 SEED ?=
 INSTALLED := $(VENV)/.installed-dev
 INSTALLED_RUN := $(VENV)/.installed-run
+# Debian's prometheus package unpacked (prometheus, promtool) for the metrics and alert-rule tests
+PROMETHEUS_TOOLS := .tools/prometheus/.fetched
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint fmt typecheck check audit fuzz bench lock openapi clean
@@ -30,7 +32,11 @@ $(INSTALLED): $(INSTALLED_RUN) requirements-dev.lock
 run: $(INSTALLED_RUN) ## install, then serve on 127.0.0.1:8080 (embedded Redis); ARGS='--port 9090'
 	$(BIN)/raibid-api serve --config $(CONFIG) $(ARGS)
 
-test: $(INSTALLED) ## install the dev extras, then lint, type-check and run every test
+$(PROMETHEUS_TOOLS): .ci/fetch-prometheus
+	.ci/fetch-prometheus .tools/prometheus
+	touch $@
+
+test: $(INSTALLED) $(PROMETHEUS_TOOLS) ## install the dev extras and the Prometheus tools, then lint, type-check and run every test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
@@ -60,11 +66,14 @@ fuzz: $(INSTALLED) ## Schemathesis against a real server, 1,000 examples per ope
 
 bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchmarks.md)
 	$(BIN)/python -m bench.jobs.run
+	$(BIN)/python -m bench.jobs.badge_cost
 	$(BIN)/python -m bench.agents.run
 	$(BIN)/python -m bench.agents.cancel
 	$(BIN)/python -m bench.agents.hold_cost
 	$(BIN)/python -m bench.webhooks.run
 	$(BIN)/python -m bench.webhooks.busy
+	$(BIN)/python -m bench.metrics.overhead --before main
+	$(BIN)/python -m bench.metrics.scrape
 	$(BIN)/python -m bench.logs.fanout
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
@@ -76,4 +85,4 @@ lock: $(INSTALLED) ## re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --extra dev pyproject.toml -o requirements-dev.lock
 
 clean: ## remove the virtualenv and local state
-	rm -rf $(VENV) .raibid .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .raibid .tools .mypy_cache .ruff_cache .pytest_cache

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,16 +21,18 @@ from raibid_api.api.auth import TokenRegistry
 from raibid_api.api.deps import AppState
 from raibid_api.api.errors import install_error_handlers, internal_error_body
 from raibid_api.api.limits import BodyLimitMiddleware
-from raibid_api.api.routes import agent, events, health, jobs, logs, webhooks
+from raibid_api.api.routes import agent, badges, events, health, jobs, logs, metrics, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
 from raibid_api.dispatch.identity import LightkubeTokenReviewer
-from raibid_api.domain.jobs import SystemClock
+from raibid_api.domain.jobs import JobStatus, SystemClock
 from raibid_api.embedded import EmbeddedRedis
+from raibid_api.errors import ServiceUnavailableError
 from raibid_api.forges.reporting import StatusReporting, consumer_name
 from raibid_api.jobs.agents import AgentService, LeaseLimits
 from raibid_api.jobs.cursor import CursorCodec
+from raibid_api.jobs.job_metrics import count_job
 from raibid_api.jobs.reaper import Reaper, ReaperLimits
 from raibid_api.jobs.retention import run_retention
 from raibid_api.jobs.service import JobService
@@ -39,11 +41,13 @@ from raibid_api.logs.fanout import LogFanout
 from raibid_api.logs.follow import LogFollower
 from raibid_api.logs.tokens import StreamTokens
 from raibid_api.observability.health import HealthChecks
+from raibid_api.observability.metrics import HttpMetricsMiddleware, ScrapeState, Snapshot
 from raibid_api.observability.requests import RequestContextMiddleware
 from raibid_api.storage.agent_store import AgentStore
 from raibid_api.storage.connection import RedisClient, create_redis, settle_background
 from raibid_api.storage.delivery_journal import DeliveryJournalStore
 from raibid_api.storage.event_store import EventReader, EventStore
+from raibid_api.storage.gauges import GaugeReader
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
@@ -56,7 +60,7 @@ from raibid_api.webhooks.spool import DeliverySpool
 from raibid_api.webhooks.supersede import AutoCancel
 
 _log = structlog.get_logger("raibid_api")
-API_ROUTERS = (jobs.router, logs.router, events.router, agent.router)
+API_ROUTERS = (jobs.router, logs.router, events.router, agent.router, badges.router)
 LOCAL_AGENT = "local-agent"
 
 
@@ -122,6 +126,12 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         checks.add("kubernetes", state.dispatcher.ping)
     if settings.dispatch.mode == "keda":
         state.token_reviewer = LightkubeTokenReviewer.connect(settings)
+    service.add_listener(count_job)
+    if settings.metrics.enabled:
+        state.scrape = ScrapeState(
+            _snapshot_source(state, GaugeReader(redis, keys)),
+            max_age_s=settings.metrics.cache.total_seconds(),
+        )
     return state
 
 
@@ -132,6 +142,41 @@ async def _stream_tokens(settings: Settings, store: JobStore) -> StreamTokens:
         configured.get_secret_value().encode() if configured else await store.stream_token_secret()
     )
     return StreamTokens(secret, settings.logs.stream_token_ttl.total_seconds(), time.time)
+
+
+def _snapshot_source(state: AppState, gauges: GaugeReader) -> Callable[[], Awaitable[Snapshot]]:
+    """What a scrape reads: the counts in Redis, readiness, and this replica's spool."""
+
+    async def snapshot() -> Snapshot:
+        depth = state.replayer.depth if state.replayer is not None else None
+        now = state.clock.now_ms()
+        # Redis is ready when it answers the scrape's own read: no second round trip for a PING
+        others = state.health.readiness(skip=frozenset({"redis"}))
+        ready, counts = await asyncio.gather(others, gauges.read(), return_exceptions=True)
+        if isinstance(ready, BaseException):
+            raise ready
+        if isinstance(counts, ServiceUnavailableError):
+            flags = _as_flags(ready) | {"redis": False}
+            return Snapshot(ready=flags, spool_depth=depth, read_at_ms=now, ok=False)
+        if isinstance(counts, BaseException):
+            raise counts
+        return Snapshot(
+            jobs_by_status=counts.jobs_by_status,
+            queue_depth=counts.jobs_by_status[JobStatus.PENDING],
+            claimed=counts.jobs_by_status[JobStatus.RUNNING],
+            oldest_pending_created_ms=counts.oldest_pending_created_ms,
+            agents=counts.agents,
+            status_backlog=counts.status_backlog,
+            spool_depth=depth,
+            ready=_as_flags(ready) | {"redis": True},
+            read_at_ms=now,
+        )
+
+    return snapshot
+
+
+def _as_flags(checks: dict[str, str]) -> dict[str, bool]:
+    return {name: result == "ok" for name, result in checks.items()}
 
 
 def _webhook_intake(
@@ -264,6 +309,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.add_middleware(DirectDispatch, routes=include_routes(app, API_ROUTERS, webhooks.router))
     app.add_middleware(
         BodyLimitMiddleware,
@@ -277,4 +323,6 @@ def create_app(settings: Settings) -> FastAPI:
         error_body=internal_error_body,
         skip_paths=frozenset({"/health", "/ready", "/metrics"}),
     )
+    if settings.metrics.enabled:
+        app.add_middleware(HttpMetricsMiddleware)
     return app

@@ -1,4 +1,4 @@
-"""The `raibid-api` command: serve, agent, config check, dispatch render, openapi."""
+"""The `raibid-api` command: serve, agent, config check, dispatch render, openapi, jobs, logs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import uvicorn
 import yaml
 
 from raibid_api.api.connections import ConnectionLimits, guarded_protocol
+from raibid_api.client import commands as client
 from raibid_api.config import (
     RedisSettings,
     Settings,
@@ -38,6 +39,8 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 dispatch_app = typer.Typer(help="Inspect what the dispatcher creates.", no_args_is_help=True)
 app.add_typer(dispatch_app, name="dispatch")
+app.add_typer(client.jobs_app, name="jobs")
+app.command("logs")(client.logs)
 
 ConfigOption = Annotated[
     Path | None,

@@ -34,6 +34,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from raibid_api import __version__
 from raibid_api.errors import ConfigError
 
 ENV_PREFIX = "RAIBID_"
@@ -302,6 +303,14 @@ class LogSettings(Section):
     stream_token_ttl: PositiveDuration = timedelta(minutes=5)
 
 
+class MetricsSettings(Section):
+    """`GET /metrics`, the Prometheus text format (docs/operations.md, "Metrics")."""
+
+    enabled: bool = True
+    anonymous: bool = False
+    cache: PositiveDuration = timedelta(seconds=2)
+
+
 class LoggingSettings(Section):
     """The server's own log output."""
 
@@ -313,7 +322,8 @@ class KubernetesSettings(Section):
     """How agent Jobs are created in ``dispatch.mode: kubernetes``."""
 
     namespace: str = "ci"
-    image: str = "ghcr.io/raibid-ci/raibid-agent:latest"
+    # the agent is `raibid-api agent` of the server's own image, at this release's version
+    image: str = f"ghcr.io/raibid-ci/raibid-api:{__version__}"
     service_account: str | None = "raibid-agent"
     # requests: what the scheduler reserves per build; limits: what one build may burst to.
     # Why these four: "Agents' size" in docs/deployment.md.
@@ -387,6 +397,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = JobSettings()
     logs: LogSettings = LogSettings()
     logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     dispatch: DispatchSettings = DispatchSettings()
     forges: ForgeSettings = ForgeSettings()
 

@@ -20,6 +20,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         message="add some text",
         # total_commits == 3 == len(commits): the lists are complete.
         changed_paths=frozenset({"aaa", "aa"}),
+        default_branch="main",
     ),
     "gitea/push-2.json": WebhookEvent(
         kind="push",
@@ -32,6 +33,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         author="example",
         pusher="example",
         message="example",
+        default_branch="master",
     ),
     "gitea/push-3.json": WebhookEvent(
         kind="push",
@@ -44,6 +46,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         author="meisam",
         pusher="6543",
         message="Delete '.woodpecker/.check.yml'",
+        default_branch="main",
     ),
     "gitea/create-1.json": Ignored(IgnoreReason.REF_EVENT),
     "gitea/delete-1.json": Ignored(IgnoreReason.REF_EVENT),
@@ -60,6 +63,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         action="opened",
         pusher="example2",
         message="update",
+        default_branch="master",
     ),
     "gitea/pull_request-2.json": WebhookEvent(
         kind="pull_request",
@@ -74,6 +78,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         action="synchronized",
         pusher="test",
         message="New Pull",
+        default_branch="main",
     ),
     "gitea/pull_request-3.json": Ignored(IgnoreReason.PULL_REQUEST_ACTION),
     "github/push-1.json": WebhookEvent(
@@ -87,6 +92,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         author="Codertocat",
         pusher="Codertocat",
         message="Initial commit",
+        default_branch="master",
     ),
     "github/push-2.json": Ignored(IgnoreReason.REF_DELETED),
     "github/ping-1.json": Ignored(IgnoreReason.PING),
@@ -103,6 +109,7 @@ EXPECTED: dict[str, WebhookEvent | Ignored] = {
         action="synchronize",
         pusher="Codertocat",
         message="Update the README with new information.",
+        default_branch="master",
     ),
 }
 

@@ -23,6 +23,7 @@ from raibid_api.logs.events import EventStreams
 from raibid_api.logs.follow import LogFollower
 from raibid_api.logs.tokens import StreamTokens
 from raibid_api.observability.health import HealthChecks
+from raibid_api.observability.metrics import ScrapeState
 from raibid_api.storage.event_store import EventStore
 from raibid_api.storage.job_store import JobStore
 from raibid_api.webhooks.replay import SpoolReplayer
@@ -51,6 +52,7 @@ class AppState:
         status_reporting: commit statuses back to the forges (None: no forge configured).
         dispatcher: the Kubernetes dispatcher (``dispatch.mode: kubernetes`` only).
         token_reviewer: reviews agent pods' ServiceAccount tokens (``dispatch.mode: keda`` only).
+        scrape: what `GET /metrics` reads from Redis, cached (None: ``metrics.enabled`` off).
     """
 
     settings: Settings
@@ -70,6 +72,7 @@ class AppState:
     status_reporting: StatusReporting | None = None
     dispatcher: KubernetesDispatcher | None = None
     token_reviewer: TokenReviewer | None = None
+    scrape: ScrapeState | None = None
 
 
 def state_of(request: Request) -> AppState:
@@ -116,7 +119,9 @@ API_TOKEN = HTTPBearer(
     auto_error=False,
     scheme_name="apiToken",
     description="A configured API token (`auth.tokens`); its scopes (read, write, agent) decide "
-    "which operations it may call. Reads need none when `auth.anonymous_read` is on.",
+    "which operations it may call. Reads need none when `auth.anonymous_read` is on. A claim "
+    "also takes the claim token of a Kubernetes agent Job, or an agent pod's ServiceAccount "
+    "token (see docs/deployment.md).",
 )
 JOB_TOKEN = HTTPBearer(
     auto_error=False,
@@ -198,7 +203,9 @@ def _scope_dependency(scope: str) -> Any:
     return Depends(check)
 
 
-async def claim_principal(request: Request) -> Principal:
+async def claim_principal(
+    request: Request, _: Annotated[Credentials, Security(API_TOKEN)]
+) -> Principal:
     """Who claims: an ``agent`` token, a claim token, or an agent pod's ServiceAccount token.
 
     A claim token comes with ``dispatch.mode: kubernetes``; a ServiceAccount token with
@@ -211,7 +218,7 @@ async def claim_principal(request: Request) -> Principal:
     """
     state = state_of(request)
     header = request.headers.get("authorization")
-    scheme, _, token = (header or "").partition(" ")
+    scheme, _space, token = (header or "").partition(" ")
     token = token.strip()
     reviewer = state.token_reviewer
     if reviewer is not None and scheme.lower() == "bearer" and is_pod_token(token):

@@ -18,7 +18,14 @@ from raibid_api.forges.clients import CommitStatus, Delivery
 from raibid_api.forges.policy import ReportingPolicy
 from raibid_api.forges.routing import ForgeRouter
 from raibid_api.forges.states import CommitState
-from raibid_api.storage.outbox import OutboxEntry, SendPermit, StatusOutbox, StatusReport
+from raibid_api.observability import metrics
+from raibid_api.storage.outbox import (
+    OutboxEntry,
+    Outcome,
+    SendPermit,
+    StatusOutbox,
+    StatusReport,
+)
 
 _log = structlog.get_logger("raibid_api.forges")
 
@@ -94,11 +101,11 @@ class StatusWorker:
         now = self._clock.now_ms()
         permit = await self._outbox.begin_send(entry, now, self._policy.lease_ms)
         if permit is SendPermit.STALE:
-            await self._outbox.settle(entry, "dropped")
+            await self._settle_as(entry, "dropped")
             return
         if permit is SendPermit.BUSY:
             later = report.next_attempt(now + self._policy.busy_delay_ms, attempt=report.attempt)
-            await self._outbox.settle(entry, "retry", retry=later)
+            await self._settle_as(entry, "retry", retry=later, counted_as="busy")
             return
         reporter = self._router.reporter(report.forge)
         if reporter is None:
@@ -111,7 +118,7 @@ class StatusWorker:
         report = entry.report
         if delivery.outcome == "sent":
             _log.info("status reported", http_status=delivery.http_status, **_fields(report))
-            await self._outbox.settle(entry, "sent")
+            await self._settle_as(entry, "sent")
             return
         if delivery.outcome == "rejected" or report.attempt >= self._policy.max_attempts:
             _log.warning("status report given up", http_status=delivery.http_status,
@@ -122,8 +129,15 @@ class StatusWorker:
         _log.info("status report will be retried", http_status=delivery.http_status,
                   detail=delivery.detail, retry_in_ms=wait, **_fields(report))  # fmt: skip
         retry = report.next_attempt(self._clock.now_ms() + wait)
-        await self._outbox.settle(entry, "retry", retry=retry)
+        await self._settle_as(entry, "retry", retry=retry)
+
+    async def _settle_as(
+        self, entry: OutboxEntry, outcome: Outcome, *, at_ms: int = 0,
+        retry: StatusReport | None = None, counted_as: str | None = None,
+    ) -> None:  # fmt: skip
+        metrics.status_report(entry.report.forge, counted_as or outcome)
+        await self._outbox.settle(entry, outcome, at_ms=at_ms, retry=retry)
 
     async def _give_up(self, entry: OutboxEntry) -> None:
         look_again = self._clock.now_ms() + self._policy.gave_up_look_again_ms
-        await self._outbox.settle(entry, "gave_up", at_ms=look_again)
+        await self._settle_as(entry, "gave_up", at_ms=look_again)

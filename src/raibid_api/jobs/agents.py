@@ -27,6 +27,7 @@ from raibid_api.errors import (
 )
 from raibid_api.jobs.heartbeat_hold import JobEvents, hold_until_status_change
 from raibid_api.jobs.service import JobService
+from raibid_api.observability import metrics
 from raibid_api.storage.agent_store import AgentStore, AlreadyCompletedError, QueueStats
 from raibid_api.storage.job_store import JobStore
 
@@ -248,9 +249,13 @@ class AgentService:
         most = self._limits.max_line_bytes
         lines = [(stream, cut_line(line, most)) for stream, line in lines]
         now = self._clock.now_ms()
-        return await self._agents.append_logs(
+        count, started_ms = await self._agents.append_logs(
             job_id, token_hash(token), now, format_time(now), offset, lines
         )
+        metrics.logs_ingested(len(lines), sum(len(line.encode()) for _, line in lines))
+        if started_ms is not None:
+            metrics.stage("claimed_to_first_log", (now - started_ms) / 1000)
+        return count
 
     async def complete(
         self, job_id: JobId, token: str, status: JobStatus, exit_code: int | None,
@@ -278,6 +283,10 @@ class AgentService:
                 return await self._jobs.get(job_id)
             job = await self._finish(job_id, digest, status, exit_code, reason)
             if job is not None:
+                first_log = private.get("_first_log_ms")
+                if first_log is not None and job["status"] == status:
+                    finished = parse_time_ms(str(job["finished_at"]))
+                    metrics.stage("first_log_to_finished", (finished - int(first_log)) / 1000)
                 return job
         raise TransitionConflictError(f"job {job_id} keeps changing; try again")
 

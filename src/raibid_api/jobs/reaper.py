@@ -18,6 +18,7 @@ from raibid_api.errors import (
     TransitionConflictError,
 )
 from raibid_api.jobs.service import JobService
+from raibid_api.observability import metrics
 from raibid_api.storage.agent_store import AgentStore, Lease
 from raibid_api.storage.job_store import JobStore
 
@@ -99,7 +100,7 @@ class Reaper:
             return 1
         cleared = dict.fromkeys(
             ("agent_id", "started_at", "_started_ms", "_lease_until", "_token", "_log_count",
-             "_completed"),
+             "_first_log_ms", "_completed"),
         )  # fmt: skip
         after = await self._store.transition(
             job, JobStatus.PENDING, self._clock.now_ms(),
@@ -107,6 +108,7 @@ class Reaper:
             note=("stderr", f"[raibid] attempt {attempt + 1}: {lost}; the job is queued again"),
         )  # fmt: skip
         _log.info("requeued a job whose agent was lost", job_id=job_id, attempt=after["attempt"])
+        metrics.REAPER_REQUEUES.inc()
         await self._jobs.announce(after)
         return 1
 

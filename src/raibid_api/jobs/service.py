@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from raibid_api.domain.badges import Badge
 from raibid_api.domain.jobs import (
     JOB_FIELDS,
     REPO_PATTERN,
@@ -68,6 +69,8 @@ class CreateStep(TypedDict, total=False):
     """Count the request against these sliding windows (a full one refuses it)."""
     supersede: Supersession | None
     """Make the job its line's newest and cancel the job it supersedes."""
+    default_branch: str | None
+    """The repository's default branch, as the forge named it (for its badge)."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,10 @@ class JobService:
         """
         created_ms = parse_time_ms(str(job["created_at"]))
         return await self._store.create(job, created_ms, dry_run=True, **step)
+
+    async def badge(self, repo: str, branch: str | None) -> Badge:
+        """What the status badge of ``repo``'s ``branch`` (default: its default branch) shows."""
+        return await self._store.badge(repo, branch)
 
     async def cancel(self, job_id: JobId, reason: str = "cancelled") -> Job:
         """Cancel a pending or running job (a running job's agent learns it on its heartbeat).

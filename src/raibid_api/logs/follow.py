@@ -24,6 +24,7 @@ from raibid_api.errors import ServiceUnavailableError
 from raibid_api.logs.entries import dropped_between, line_number, render_entry
 from raibid_api.logs.fanout import Batch, LogFanout, Subscription, entry_key
 from raibid_api.logs.sse import RETRY_MS, encode_comment, encode_event, encode_retry
+from raibid_api.observability import metrics
 from raibid_api.storage.event_store import NO_ENTRY, STATUS_CHANNEL, EventStore
 
 _log = structlog.get_logger("raibid_api.logs")
@@ -162,14 +163,17 @@ class LogFollower:
         It subscribes before it reads the history, so live entries appended meanwhile wait in its
         inbox, and it skips any entry not newer than the last one sent.
         """
-        yield encode_retry(self._retry_ms)
+        metrics.SSE_CLIENTS.inc()
         try:
+            yield encode_retry(self._retry_ms)
             async with contextlib.aclosing(self._follow(job, Progress(after))) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ServiceUnavailableError:
             # the answer has begun, so no error body: end it; the client comes back after `retry`
             _log.warning("log stream ended: Redis is unavailable", job_id=job["id"])
+        finally:
+            metrics.SSE_CLIENTS.dec()
 
     async def _follow(self, job: Job, progress: Progress) -> AsyncGenerator[bytes, None]:
         job_id = str(job["id"])

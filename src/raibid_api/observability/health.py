@@ -35,8 +35,8 @@ class HealthChecks:
             return f"failed: {type(exc).__name__}"
         return "ok"
 
-    async def readiness(self) -> dict[str, str]:
-        """Each check's outcome: ``ok`` or why not."""
-        names = list(self._checks)
+    async def readiness(self, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+        """Each check's outcome (but those named in ``skip``): ``ok`` or why not."""
+        names = [name for name in self._checks if name not in skip]
         results = await asyncio.gather(*(self._run(self._checks[n]) for n in names))
         return dict(zip(names, results, strict=True))

@@ -126,8 +126,9 @@ class AgentStore:
 
     @shielded
     async def lease_fields(self, job_id: str) -> dict[str, str]:
-        """A job's status, agent and lease data (token digest, lease end, completion)."""
-        names = ["status", "agent_id", "_token", "_lease_until", "_completed", "_log_count"]
+        """A job's status, agent and lease data (token digest, lease end, completion, first log)."""
+        names = ["status", "agent_id", "_token", "_lease_until", "_completed", "_log_count",
+                 "_first_log_ms"]  # fmt: skip
         values = await self._redis.hmget(self._keys.job(job_id), names)
         return {n: str(v) for n, v in zip(names, values, strict=True) if v is not None}
 
@@ -146,8 +147,12 @@ class AgentStore:
     async def append_logs(
         self, job_id: str, token_hash: str, now_ms: int, timestamp: str, offset: int | None,
         lines: Sequence[tuple[str, str]],
-    ) -> int:  # fmt: skip
-        """Append ``lines`` (stream, text) after the ones the job has; return its line count.
+    ) -> tuple[int, int | None]:  # fmt: skip
+        """Append ``lines`` (stream, text) after the ones the job has.
+
+        Returns:
+            the attempt's line count after the batch, and when the attempt was claimed (ms) if
+            the batch holds its first lines (else None).
 
         Raises:
             LogGapError: ``offset`` is past the lines the server has.
@@ -160,7 +165,8 @@ class AgentStore:
             keys=[self._keys.job(job_id), self._keys.events(job_id)], args=args
         )
         _refuse(int(reply[0]), job_id, reply)
-        return int(reply[1])
+        started_ms = int(reply[2])
+        return int(reply[1]), started_ms if started_ms >= 0 else None
 
     @shielded
     async def record_commit(self, job_id: str, token_hash: str, commit: str) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from raibid_api.domain.jobs import FLOAT_FIELDS, INT_FIELDS, JOB_FIELDS, Job
 
 CREATED_MS = "_created_ms"  # the creation score of the job in every index
+DEFAULT_BRANCH = "_default_branch"  # the repo's default branch, as the webhook named it
 QUEUE_ENTRY = "_entry"  # id of the job's entry in the queue stream while it is queued or held
 
 

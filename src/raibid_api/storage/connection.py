@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,6 +25,7 @@ from redis.retry import Retry
 
 from raibid_api.config import RedisSettings
 from raibid_api.errors import ServiceUnavailableError
+from raibid_api.observability.metrics import RedisCall
 
 RedisClient = Redis
 """The client type the rest of the server is handed (only storage/ imports redis)."""
@@ -53,12 +55,14 @@ async def settle_background() -> None:
 def shielded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Awaitable[T]]:
     """Run a storage operation so that cancelling the caller never interrupts its Redis calls.
 
-    Redis failures become `ServiceUnavailableError`, which the API answers with 503.
+    Redis failures become `ServiceUnavailableError`, which the API answers with 503. Each call
+    is timed, and its failures counted, under the operation's name (``JobStore.get``).
     """
+    metric = RedisCall(fn.__qualname__)
 
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        task = asyncio.ensure_future(_translated(fn(*args, **kwargs)))
+        task = asyncio.ensure_future(_translated(fn(*args, **kwargs), metric))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -69,15 +73,21 @@ def shielded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Awaitable[T
     return run
 
 
-async def _translated(call: Coroutine[Any, Any, T]) -> T:
+async def _translated(call: Coroutine[Any, Any, T], metric: RedisCall) -> T:
+    started = time.perf_counter()
     try:
         return await call
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        metric.failed("unavailable")
         raise ServiceUnavailableError(f"Redis is unavailable: {type(exc).__name__}") from exc
     except RedisError as exc:
         if "LOADING" in str(exc) or "READONLY" in str(exc):
+            metric.failed("unavailable")
             raise ServiceUnavailableError("Redis is not ready to serve writes") from exc
+        metric.failed("error")
         raise
+    finally:
+        metric.observe(time.perf_counter() - started)
 
 
 def create_redis(url: str, settings: RedisSettings, *, blocking: bool = False) -> RedisClient:
@@ -103,6 +113,7 @@ def create_redis(url: str, settings: RedisSettings, *, blocking: bool = False) -
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
+_BATCH_METRIC = RedisCall("ScriptBatcher.batch")
 _Call = tuple[AsyncScript, list[Any], list[Any], "asyncio.Future[Any]"]
 
 
@@ -142,7 +153,7 @@ class ScriptBatcher:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    replies = await _translated(self._execute(batch))
+                    replies = await _translated(self._execute(batch), _BATCH_METRIC)
                 except Exception as exc:  # every caller must hear of it, whatever it is
                     replies = [exc] * len(batch)
                 for (_, _, _, reply), value in zip(batch, replies, strict=True):

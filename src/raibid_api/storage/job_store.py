@@ -14,6 +14,7 @@ from typing import cast
 import orjson
 from redis.asyncio import Redis
 
+from raibid_api.domain.badges import Badge
 from raibid_api.domain.jobs import (
     AttemptGuard,
     Delivery,
@@ -26,11 +27,19 @@ from raibid_api.domain.jobs import (
 )
 from raibid_api.domain.limits import RateLimit
 from raibid_api.domain.states import check_transition
-from raibid_api.storage.codec import CREATED_MS, decode_job, encode_fields, encode_update
+from raibid_api.storage.codec import (
+    CREATED_MS,
+    DEFAULT_BRANCH,
+    decode_job,
+    encode_fields,
+    encode_update,
+)
 from raibid_api.storage.connection import shielded
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.scripts import CreateCall, CreateOutcome, Scripts
 
+FALLBACK_BRANCH = "main"
+"""The branch a badge shows when none is asked for and the forge never named a default."""
 DELIVERY_TTL_S = 7 * 86_400
 LATEST_TTL_S = 7 * 86_400
 _SEP = "\x1f"
@@ -80,6 +89,7 @@ class JobStore:
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
         coalesce: bool = False, limit: RateLimit | None = None,
         supersede: Supersession | None = None, dry_run: bool = False,
+        default_branch: str | None = None,
     ) -> CreateOutcome:  # fmt: skip
         """Store a new job with its indexes and queue entry, in one step (`job_create.lua`).
 
@@ -99,6 +109,8 @@ class JobStore:
             dry_run: take the same decisions on the same reads and write nothing at all (the
                 rate limits are checked, not counted); the outcome tells what a real run would
                 have done.
+            default_branch: the repository's default branch as the forge named it; kept with
+                the job, it becomes the repo's badge default when the job ends.
         """
         job_id = str(job["id"])
         keys = self._keys
@@ -106,7 +118,9 @@ class JobStore:
             job_id=job_id,
             created_ms=created_ms,
             job_json=orjson.dumps(job),
-            fields=encode_fields(job) | {CREATED_MS: str(created_ms)},
+            fields=encode_fields(job)
+            | {CREATED_MS: str(created_ms)}
+            | ({DEFAULT_BRANCH: default_branch} if default_branch else {}),
             job_key=keys.job(job_id),
             queue_key=keys.queue,
             expiry_key=keys.index_expiry,
@@ -179,6 +193,7 @@ class JobStore:
                 self._keys.index_status_repo(expected, str(job["repo"])),
                 self._keys.index_status_repo(target, str(job["repo"])),
                 self._keys.status_events,
+                self._keys.badge(str(job["repo"])),
             ],
             job_id=job_id,
             expected=expected,
@@ -265,6 +280,23 @@ class JobStore:
                 pipe.zrem(self._keys.index_expiry, member)
             await pipe.execute()
         return len(members)
+
+    @shielded
+    async def badge(self, repo: str, branch: str | None) -> Badge:
+        """The newest finished job of ``branch`` (default: the repo's default branch, else main).
+
+        One HMGET; a second HGET when no branch is asked for and the default is not ``main``.
+        """
+        key = self._keys.badge(repo)
+        guess = branch or FALLBACK_BRANCH
+        default, held = await self._redis.hmget(key, ["default", f"branch:{guess}"])
+        if branch is None and default and default != guess:
+            guess = str(default)
+            held = await self._redis.hget(key, f"branch:{guess}")
+        if not held:
+            return Badge(guess, None, None)
+        _, status, job_id = str(held).split(" ", 2)
+        return Badge(guess, JobStatus(status), job_id)
 
     @shielded
     async def ping(self) -> None:

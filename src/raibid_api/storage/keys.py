@@ -136,6 +136,14 @@ class Keys:
         """Sorted set of one subject's request times in the window; expires after it."""
         return f"{self.prefix}:ratelimit:{scope}:{subject}"
 
+    def badge(self, repo: str) -> str:
+        """Hash of one repo's badges; never expires (one field per branch that finished a job).
+
+        ``default`` -> its default branch; ``branch:<b>`` -> '<created ms> <status> <job id>' of
+        the newest (by creation) job of branch ``b`` that succeeded or failed.
+        """
+        return f"{self.prefix}:badge:{repo}"
+
     def latest_job(self, repo: str, line: str) -> str:
         """String '<created ms> <job id>', newest webhook job of a branch or PR; expires in 7 d."""
         return f"{self.prefix}:latest:{repo}:{line}"

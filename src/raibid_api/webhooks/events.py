@@ -78,6 +78,8 @@ class WebhookEvent:
         skip_ci: the whole head commit message (for a PR, the title) asks to skip CI.
         changed_paths: every path the pushed commits touched, or ``None`` when the payload's
             lists are not known to be complete (truncated, new branch, force push, tag, PR).
+        default_branch: the repository's default branch (``repository.default_branch``), when
+            the payload names one.
     """
 
     kind: EventKind
@@ -96,6 +98,7 @@ class WebhookEvent:
     message: str | None = None
     skip_ci: bool = False
     changed_paths: frozenset[str] | None = None
+    default_branch: str | None = None
 
     @property
     def supersede_key(self) -> tuple[str, str, str] | None:

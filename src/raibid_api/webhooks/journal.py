@@ -19,6 +19,7 @@ import structlog
 
 from raibid_api.domain.jobs import Clock
 from raibid_api.errors import InvalidCursorError, ServiceUnavailableError
+from raibid_api.observability import metrics
 
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 _MAX_ID_PART = 2**64 - 1
@@ -194,7 +195,8 @@ class DeliveryJournal:
         self._wakeup = asyncio.Event()
 
     def record(self, entry: JournalEntry) -> None:
-        """Queue ``entry`` for the journal."""
+        """Queue ``entry`` for the journal (and count it)."""
+        metrics.webhook_delivery(entry.forge, entry.event, entry.decision)
         self._pending.append(entry.to_fields())
         if len(self._pending) > MAX_PENDING:
             del self._pending[0]

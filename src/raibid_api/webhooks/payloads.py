@@ -54,6 +54,17 @@ def repository_name(payload: JSONObject) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+def default_branch(payload: JSONObject) -> str | None:
+    """``repository.default_branch`` when it is a usable branch name, else ``None``."""
+    repository = payload.get("repository")
+    if not isinstance(repository, Mapping):
+        return None
+    name = repository.get("default_branch")
+    if not isinstance(name, str) or not name or len(name) > 255 or not name.isprintable():
+        return None
+    return name
+
+
 def _repository(payload: JSONObject) -> tuple[str, str]:
     """(``owner/name``, clone URL) of ``repository``."""
     repository = required_object(payload, "repository")
@@ -166,6 +177,7 @@ def parse_push(
         message=head.subject,
         skip_ci=head.skip_ci,
         changed_paths=changed_paths(payload) if trust_paths else None,
+        default_branch=default_branch(payload),
     )
 
 
@@ -215,4 +227,5 @@ def parse_pull_request(
         pusher=optional_login(payload, "sender"),
         message=commit_subject(title),
         skip_ci=asks_to_skip_ci(title),
+        default_branch=default_branch(payload),
     )

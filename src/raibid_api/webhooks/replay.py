@@ -13,11 +13,14 @@ import time
 import structlog
 
 from raibid_api.errors import RaibidError, ServiceUnavailableError
+from raibid_api.observability import metrics
 from raibid_api.webhooks.service import Arrival, WebhookIntake
 from raibid_api.webhooks.spool import DeliverySpool, SpooledDelivery
 
 REPLAY_INTERVAL_S = 1.0
 _log = structlog.get_logger("raibid_api.webhooks")
+_REPLAYED = metrics.SPOOL_REPLAYS.labels("replayed")
+_SET_ASIDE = metrics.SPOOL_REPLAYS.labels("set_aside")
 
 
 class SpoolReplayer:
@@ -26,6 +29,11 @@ class SpoolReplayer:
     def __init__(self, intake: WebhookIntake, spool: DeliverySpool) -> None:
         self._intake = intake
         self._spool = spool
+
+    @property
+    def depth(self) -> int:
+        """Deliveries waiting in the spool."""
+        return self._spool.depth
 
     async def replay_once(self) -> int:
         """Replay what is spooled, oldest first, until done or Redis stops answering.
@@ -45,8 +53,10 @@ class SpoolReplayer:
                 break
             except RaibidError as exc:
                 await asyncio.to_thread(self._spool.set_aside, path, exc.code)
+                _SET_ASIDE.inc()
                 continue
             await asyncio.to_thread(self._spool.remove, path)
+            _REPLAYED.inc()
             replayed += 1
         if replayed:
             _log.info("spooled webhook deliveries replayed", count=replayed)

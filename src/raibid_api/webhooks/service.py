@@ -22,6 +22,7 @@ from raibid_api.domain.jobs import Delivery as DeliveryKey
 from raibid_api.domain.limits import RateLimit
 from raibid_api.errors import RaibidError, RateLimitedError, ServiceUnavailableError
 from raibid_api.jobs.service import CreateStep, JobService
+from raibid_api.observability import metrics
 from raibid_api.storage.scripts import CreateOutcome
 from raibid_api.webhooks.events import Ignored, WebhookEvent
 from raibid_api.webhooks.headers import Headers
@@ -173,6 +174,7 @@ class WebhookIntake:
             event=outcome,
         )
         await self._spool_delivery(spooled)
+        metrics.webhook_delivery(delivery.forge, delivery.event_type, "spooled")
         return IntakeResult("spooled", delivery.delivery_id, repo=delivery.repo)
 
     async def _spool_delivery(self, spooled: SpooledDelivery) -> None:
@@ -251,6 +253,7 @@ class WebhookIntake:
             coalesce=True,
             limit=limit,
             supersede=self.auto_cancel.line_of(event),
+            default_branch=event.default_branch,
         )
 
     def record(
@@ -280,6 +283,8 @@ class WebhookIntake:
             spooled=spooled,
         )
         self.journal.record(entry)
+        if entry.decision is Decision.CREATED and not spooled:
+            metrics.stage("webhook_to_queued", time.perf_counter() - arrival.started)
 
 
 def _decision(result: IntakeResult) -> Decision:

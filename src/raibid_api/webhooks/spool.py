@@ -79,6 +79,7 @@ class DeliverySpool:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._size = 0
+        self._count = 0
 
     def open(self) -> None:
         """Create the directory, drop unfinished temporary files, and count what is spooled."""
@@ -86,8 +87,10 @@ class DeliverySpool:
         for leftover in self.directory.glob(f"{_TEMP_PREFIX}*"):
             # never renamed into place, so never acknowledged: not ours to keep
             leftover.unlink(missing_ok=True)
+        pending = self.pending()
         with self._lock:
-            self._size = sum(path.stat().st_size for path in self.pending())
+            self._size = sum(path.stat().st_size for path in pending)
+            self._count = len(pending)
 
     def write(self, delivery: SpooledDelivery) -> bool:
         """Store ``delivery`` durably; ``False`` when it does not fit under ``max_bytes``.
@@ -116,7 +119,14 @@ class DeliverySpool:
             with self._lock:
                 self._size -= len(content)
             raise
+        with self._lock:
+            self._count += 1
         return True
+
+    @property
+    def depth(self) -> int:
+        """Deliveries spooled and not yet replayed or set aside (counted, no directory listing)."""
+        return self._count
 
     def pending(self) -> list[Path]:
         """Spooled files, oldest first."""
@@ -137,6 +147,7 @@ class DeliverySpool:
         _fsync_directory(self.directory)
         with self._lock:
             self._size -= size
+            self._count -= 1
 
     def set_aside(self, path: Path, why: str) -> None:
         """Move a file that cannot be replayed out of the way (kept for an operator)."""
@@ -145,3 +156,4 @@ class DeliverySpool:
         path.rename(path.with_name(path.name + _QUARANTINE_SUFFIX))
         with self._lock:
             self._size -= size
+            self._count -= 1

@@ -93,3 +93,18 @@ def test_unreadable_file_is_set_aside_and_frees_its_space(tmp_path: Path) -> Non
     assert (tmp_path / "0000000000001-gitea-x.json.bad").exists()
     assert spool.pending() == []
     assert spool.write(spooled(1))
+
+
+def test_depth_counts_what_waits_across_a_restart_without_listing(tmp_path: Path) -> None:
+    spool = DeliverySpool(tmp_path, 1_000_000)
+    spool.open()
+    for n in range(3):
+        assert spool.write(spooled(n))
+    assert spool.depth == 3
+    first, second, _ = spool.pending()
+    spool.remove(first)
+    spool.set_aside(second, "test")
+    assert spool.depth == 1
+    again = DeliverySpool(tmp_path, 1_000_000)
+    again.open()
+    assert again.depth == 1

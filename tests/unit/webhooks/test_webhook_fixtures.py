@@ -17,7 +17,9 @@ from tests.support.webhook_samples import (
     FIXTURE_FILES,
     Forge,
     fixture_delivery,
+    fixture_payload,
     make_settings,
+    parse_event,
 )
 
 
@@ -91,3 +93,12 @@ def test_without_a_path_filter_the_file_lists_are_not_read(
     else:
         assert isinstance(outcome, Ignored)
         assert outcome.reason == expected.reason
+
+
+@pytest.mark.parametrize("value", [None, 7, "", "x" * 256, "ma\nin", ["main"]])
+def test_an_unusable_default_branch_is_left_out(value: object) -> None:
+    payload = fixture_payload("gitea/push-1.json")
+    payload["repository"]["default_branch"] = value
+    event = parse_event("gitea", "push", payload)
+    assert event.default_branch is None
+    assert event.branch == "main"

@@ -8,7 +8,8 @@
 -- ARGV[1] sha256 of the job token  ARGV[2] now (ms)  ARGV[3] offset of the batch's first line in
 -- this attempt's log (-1 = append after the last)  ARGV[4] the most entries the stream keeps
 -- ARGV[5] timestamp (RFC 3339)  ARGV[6..] stream/line pairs
--- returns {1, lines of this attempt after the batch}; the refusals of agent_prelude.lua;
+-- returns {1, lines of this attempt after the batch, when the attempt was claimed (ms) if this
+-- batch holds its first lines, else -1}; the refusals of agent_prelude.lua;
 -- {-4} the lease is over; {-5, expected offset} a gap before the batch
 local job, refusal = holder(KEYS[1], ARGV[1])
 if not job then
@@ -27,7 +28,7 @@ if offset >= 0 then
   first = 6 + 2 * (count - offset)
 end
 if first > #ARGV then
-  return {1, count}
+  return {1, count, -1}
 end
 local most = tonumber(ARGV[4])
 local head = math.floor(most / 2)
@@ -50,5 +51,10 @@ for i = first, #ARGV, 2 do
     length = length - 1
   end
 end
+if job.log_count == 0 and count > 0 then
+  -- the attempt's first lines: when they came, for the first-log-to-finished stage
+  redis.call('HSET', KEYS[1], '_log_count', count, '_log_n', n, '_first_log_ms', ARGV[2])
+  return {1, count, tonumber(redis.call('HGET', KEYS[1], '_started_ms') or '-1')}
+end
 redis.call('HSET', KEYS[1], '_log_count', count, '_log_n', n)
-return {1, count}
+return {1, count, -1}

@@ -3,7 +3,7 @@
 -- KEYS[4] job events stream  KEYS[5] queue stream  KEYS[6] expiry index
 -- KEYS[7] the content key of what the job builds (deleted when the job ends, if it is the job's)
 -- KEYS[8] index of the old status in the job's repo  KEYS[9] index of the new status in its repo
--- KEYS[10] the stream of every job's status changes
+-- KEYS[10] the stream of every job's status changes  KEYS[11] the badge hash of the job's repo
 -- ARGV[1] status the caller expects to leave  ARGV[2] new status  ARGV[3] job id
 -- ARGV[4] '1' when the new status is terminal  ARGV[5] retention (s)  ARGV[6] MAXLEN of the status changes stream
 -- ARGV[7] consumer group  ARGV[8] expiry score (ms)  ARGV[9] expiry member
@@ -22,7 +22,7 @@ end
 local reply = transition_job(
   {job = KEYS[1], old_status = KEYS[2], new_status = KEYS[3], events = KEYS[4], queue = KEYS[5],
    expiry = KEYS[6], content = KEYS[7], old_status_repo = KEYS[8], new_status_repo = KEYS[9],
-   status_events = KEYS[10]},
+   status_events = KEYS[10], badge = KEYS[11]},
   {expected = ARGV[1], target = ARGV[2], job_id = ARGV[3], terminal = ARGV[4] == '1',
    retention = tonumber(ARGV[5]), status_maxlen = tonumber(ARGV[6]), group = ARGV[7],
    expiry_ms = tonumber(ARGV[8]), expiry_member = ARGV[9], requeue_json = ARGV[10],

@@ -6,6 +6,9 @@
 -- k.status_events  the stream of every job's status changes (capped at a.status_maxlen)
 -- k.content  the content key of what the job builds (deleted when the job ends, if it is the
 -- job's)   k.old_status_repo / k.new_status_repo  index of the old / new status in its repo
+-- k.badge  the badge hash of the job's repo (nil = none): a success or failure of a branch's job
+-- (not a pull request's) newer than the one it holds becomes the branch's badge, and the job's
+-- `_default_branch` the repo's default branch
 -- a.expected  status the caller expects to leave   a.target  new status   a.job_id
 -- a.terminal  the new status is terminal   a.retention (s)   a.status_maxlen
 -- a.group  consumer group   a.expiry_ms  expiry score   a.expiry_member
@@ -19,6 +22,27 @@
 -- returns {1, events entry id, the job's public fields after, flat} on success,
 -- {0, current status} when the job is elsewhere, {-1} when the job does not exist,
 -- {-2} when the job token is not the job's current one
+local function record_badge(badge, job, target, job_id, score)
+  if target ~= 'success' and target ~= 'failed' then
+    return
+  end
+  local found = redis.call('HMGET', job, 'branch', 'event', '_default_branch')
+  local default = found[3]
+  if default and default ~= '' then
+    redis.call('HSET', badge, 'default', default)
+  end
+  local branch = found[1]
+  if not branch or branch == '' or found[2] == 'pull_request' then
+    return
+  end
+  local field = 'branch:' .. branch
+  local held = redis.call('HGET', badge, field)
+  if held and tonumber(string.match(held, '^%d+')) > tonumber(score) then
+    return
+  end
+  redis.call('HSET', badge, field, score .. ' ' .. target .. ' ' .. job_id)
+end
+
 local function transition_job(k, a)
   local current = redis.call('HGET', k.job, 'status')
   if not current then
@@ -90,6 +114,9 @@ local function transition_job(k, a)
     redis.call('EXPIRE', k.job, a.retention)
     redis.call('EXPIRE', k.events, a.retention)
     redis.call('ZADD', k.expiry, a.expiry_ms, a.expiry_member)
+    if k.badge then
+      record_badge(k.badge, k.job, a.target, job_id, score)
+    end
   end
   return {1, event, public}
 end
