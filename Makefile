@@ -75,6 +75,7 @@ bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchm
 	$(BIN)/python -m bench.metrics.overhead --before main
 	$(BIN)/python -m bench.metrics.scrape
 	$(BIN)/python -m bench.dashboard.run
+	$(BIN)/python -m bench.logs.fanout
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
 	$(BIN)/raibid-api openapi > docs/openapi.json

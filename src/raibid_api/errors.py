@@ -172,6 +172,12 @@ class PayloadTooLargeError(RaibidError):
     code = "payload_too_large"
 
 
+class NotAcceptableError(RaibidError):
+    """A request that does not accept the only content type the route answers with."""
+
+    code = "not_acceptable"
+
+
 class UnsupportedMediaTypeError(RaibidError):
     """A request body in a content type the route does not accept."""
 

@@ -192,6 +192,7 @@ async def stream_reader(
             "as Authorization: Bearer, or mint a stream token with POST /jobs/{id}/logs/token "
             "or POST /events/token"
         )
+    state.stream_tokens.verify(token)  # a forged or expired one is refused before anything else
     return StreamReader(None, token, state.stream_tokens)
 
 

@@ -27,6 +27,7 @@ ERROR_STATUS: Mapping[type[errors.RaibidError], int] = {
     errors.PermissionDeniedError: 403,
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
+    errors.NotAcceptableError: 406,
     errors.PayloadTooLargeError: 413,
     errors.UnsupportedMediaTypeError: 415,
     errors.RateLimitedError: 429,

@@ -36,6 +36,7 @@ from raibid_api.logs.follow import (
     render_pieces,
 )
 from raibid_api.logs.sse import encode_event, encode_retry, is_entry_id
+from raibid_api.observability import metrics
 from raibid_api.storage.codec import decode_job
 from raibid_api.storage.event_store import NO_ENTRY, STATUS_CHANNEL
 
@@ -153,13 +154,16 @@ class EventStreams:
 
     async def statuses(self, flt: StatusFilter, after: str | None) -> AsyncIterator[bytes]:
         """Every job's status changes that pass ``flt``, after ``after`` (None: from now on)."""
-        yield encode_retry(self._logs.retry_ms)
+        metrics.SSE_CLIENTS.inc()
         try:
+            yield encode_retry(self._logs.retry_ms)
             async with contextlib.aclosing(self._statuses(flt, after)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ServiceUnavailableError:
             _log.warning("event stream ended: Redis is unavailable")
+        finally:
+            metrics.SSE_CLIENTS.dec()
 
     async def _statuses(self, flt: StatusFilter, after: str | None) -> AsyncGenerator[bytes, None]:
         async with self._fanout.subscribe(STATUS_CHANNEL) as inbox:
@@ -223,15 +227,18 @@ class EventStreams:
 
         Ends with `end` once every job is over.
         """
-        yield encode_retry(self._logs.retry_ms)
         vector = after or [NO_ENTRY] * len(jobs)
         followed = [_Followed(job, Progress(last)) for job, last in zip(jobs, vector, strict=True)]
+        metrics.SSE_CLIENTS.inc()
         try:
+            yield encode_retry(self._logs.retry_ms)
             async with contextlib.aclosing(self._jobs(followed)) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ServiceUnavailableError:
             _log.warning("event stream ended: Redis is unavailable")
+        finally:
+            metrics.SSE_CLIENTS.dec()
 
     async def _jobs(self, followed: list[_Followed]) -> AsyncGenerator[bytes, None]:
         index = {str(f.job["id"]): i for i, f in enumerate(followed)}

@@ -76,6 +76,16 @@ class StreamTokens:
             StreamTokenExpiredError: past its lifetime.
             StreamTokenScopeError: a token for other jobs, or another filter.
         """
+        if not _covers(self.verify(token), wanted):
+            raise StreamTokenScopeError("this stream token was minted for another job or filter")
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """What ``token`` grants, if this secret signed it and it has not expired.
+
+        Raises:
+            InvalidStreamTokenError: not a token this secret signed.
+            StreamTokenExpiredError: past its lifetime.
+        """
         try:
             prefix, body_text, mac_text = token.split(".")
             body, mac = _unb64(body_text), _unb64(mac_text)
@@ -88,8 +98,8 @@ class StreamTokens:
         claims = orjson.loads(body)
         if float(claims["exp"]) <= self._now():
             raise StreamTokenExpiredError("this stream token expired; mint a new one")
-        if not _covers(claims["g"], wanted):
-            raise StreamTokenScopeError("this stream token was minted for another job or filter")
+        grant: dict[str, Any] = claims["g"]
+        return grant
 
 
 def _covers(granted: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

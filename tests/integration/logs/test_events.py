@@ -20,6 +20,8 @@ from tests.support.live_logs import (
 )
 from tests.support.polling import eventually
 
+STREAM = {"Accept": "text/event-stream"}
+
 
 def data(event: ServerSentEvent) -> dict[str, object]:
     loaded: dict[str, object] = json.loads(event.data)
@@ -162,10 +164,16 @@ async def test_bad_jobs_streams_are_refused_before_streaming(server: LiveServer)
         ({}, {"Last-Event-ID": "nope"}, 400),
     ]
     for params, headers, status in cases:
-        response = await server.http.get("/events", params=params, headers=READ | headers)
+        response = await server.http.get("/events", params=params, headers=READ | STREAM | headers)
         assert response.status_code == status, (params, response.text)
         assert response.headers["content-type"] == "application/json"
         assert response.json()["error"]
+
+
+async def test_events_answer_only_clients_that_accept_a_stream(server: LiveServer) -> None:
+    response = await server.http.get("/events", headers=READ)
+    assert response.status_code == 406
+    assert response.json()["error"] == "not_acceptable"
 
 
 async def test_a_status_stream_costs_no_connection_per_client(server: LiveServer) -> None:

@@ -15,6 +15,8 @@ from tests.support.live_logs import (
     read_events,
 )
 
+STREAM = {"Accept": "text/event-stream"}
+
 
 async def test_a_log_token_opens_that_job_s_stream_without_a_header(server: LiveServer) -> None:
     held = await server.claimed_job()
@@ -56,7 +58,7 @@ async def test_a_log_token_does_not_open_another_job(server: LiveServer) -> None
     response = await server.http.get(f"/jobs/{other.id}/logs", params={"token": token})
     assert response.status_code == 403
     assert response.json()["error"] == "stream_token_scope"
-    response = await server.http.get("/events", params={"token": token})
+    response = await server.http.get("/events", params={"token": token}, headers=STREAM)
     assert response.status_code == 403
 
 
@@ -64,7 +66,7 @@ async def test_api_tokens_in_urls_are_refused_even_with_a_header(server: LiveSer
     held = await server.claimed_job()
     for token in (READ_TOKEN, WRITE_TOKEN):
         for path in (f"/jobs/{held.id}/logs", "/events"):
-            response = await server.http.get(path, params={"token": token}, headers=READ)
+            response = await server.http.get(path, params={"token": token}, headers=READ | STREAM)
             assert response.status_code == 401, response.text
             assert response.json()["error"] == "token_in_url"
             assert token not in response.text
@@ -93,7 +95,9 @@ async def test_an_events_token_is_bound_to_its_filter(server: LiveServer) -> Non
         assert source.response.status_code == 200
         [ready] = await read_events(_data_only(source.aiter_sse()), 1)
         assert ready.event == "ready"
-    wider = await server.http.get("/events", params={"repo": "acme/widgets", "token": token})
+    wider = await server.http.get(
+        "/events", params={"repo": "acme/widgets", "token": token}, headers=STREAM
+    )
     assert wider.status_code == 403
 
 

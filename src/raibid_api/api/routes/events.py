@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from raibid_api.api.deps import JobServiceDep, ReadPrincipal, StateDep, StreamReaderDep
 from raibid_api.api.routes.logs import EVENT_STREAM, SSE_HEADERS, rfc3339
 from raibid_api.api.schemas import ErrorOut, EventsTokenIn, StreamTokenOut
 from raibid_api.domain.jobs import Job, parse_job_id
-from raibid_api.errors import InvalidInputError
+from raibid_api.errors import InvalidInputError, NotAcceptableError
 from raibid_api.jobs.service import JobService
 from raibid_api.logs.events import (
     MAX_EVENT_JOBS,
@@ -55,11 +55,12 @@ async def _jobs_of(service: JobService, ids: list[str]) -> list[Job]:
             },
             "description": "every job's status changes, or the logs and statuses of `jobs`",
         },
-        **{code: {"model": ErrorOut} for code in (400, 401, 403, 404, 503)},
+        **{code: {"model": ErrorOut} for code in (400, 401, 403, 404, 406, 503)},
     },
     summary="Follow every job's status, or several jobs' logs, over SSE",
 )
 async def events(
+    request: Request,
     state: StateDep,
     service: JobServiceDep,
     reader: StreamReaderDep,
@@ -76,7 +77,12 @@ async def events(
         str | None, Header(alias="Last-Event-ID", description="resume after this event id")
     ] = None,
 ) -> Response:
-    """One stream for a dashboard or a terminal: see docs/api.md, "Events"."""
+    """One stream for a dashboard or a terminal: see docs/api.md, "Events".
+
+    Only for clients that accept `text/event-stream` (`EventSource` does): the stream never ends.
+    """
+    if EVENT_STREAM not in request.headers.get("accept", ""):
+        raise NotAcceptableError("GET /events answers only Accept: text/event-stream")
     streams = state.event_streams
     if jobs is not None:
         if repo is not None or branch is not None or status is not None:
