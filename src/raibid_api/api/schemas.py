@@ -164,11 +164,16 @@ class LogLineIn(BaseModel):
 
 
 class LogBatchIn(BaseModel):
-    """A batch of log lines; ``offset`` makes a retried batch idempotent."""
+    """A batch of log lines; ``offset`` (or ``batch_id``) makes a retried batch idempotent."""
 
     model_config = ConfigDict(extra="forbid")
 
     offset: int | None = Field(default=None, ge=0)
+    batch_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="without `offset`: the same id for the same batch sent again, so that it "
+        "is stored once (the server remembers the attempt's last batch id)",
+    )  # fmt: skip
     lines: list[str | LogLineIn]
 
 

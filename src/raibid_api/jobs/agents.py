@@ -133,6 +133,7 @@ class AgentService:
         fields = {
             "agent_id": agent_id, "started_at": format_time(now), "_started_ms": now,
             "_lease_until": lease_until, "_token": token_hash(token), "_log_count": 0,
+            "_last_batch": None,
         }  # fmt: skip
         started = f"[raibid] attempt {job['attempt']} started on agent {agent_id}"
         try:
@@ -204,13 +205,17 @@ class AgentService:
                 )
 
     async def append_logs(
-        self, job_id: JobId, token: str, offset: int | None, lines: Sequence[tuple[str, str]]
-    ) -> int:
-        """Append a batch of lines in order, exactly once; return the attempt's line count."""
+        self, job_id: JobId, token: str, offset: int | None, lines: Sequence[tuple[str, str]],
+        batch_id: str | None = None,
+    ) -> int:  # fmt: skip
+        """Append a batch of lines in order, exactly once; return the attempt's line count.
+
+        ``offset`` (else ``batch_id``, the same for a batch sent again) makes it exactly once.
+        """
         self._check_batch(lines)
         now = self._clock.now_ms()
         return await self._agents.append_logs(
-            job_id, token_hash(token), now, format_time(now), offset, lines
+            job_id, token_hash(token), now, format_time(now), offset, lines, batch_id
         )
 
     async def complete(

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from raibid_api.storage.connection import shielded
+from raibid_api.storage.connection import shielded, shielded_blocking
 from raibid_api.storage.keys import Keys
 
 Entry = tuple[str, dict[str, str]]
@@ -95,7 +95,7 @@ class EventReader:
         self._in_flight = task
         return await asyncio.shield(task)
 
-    @shielded
+    @shielded_blocking
     async def _read(
         self, cursors: dict[str, str], block_ms: int, count: int
     ) -> list[tuple[str, list[Entry]]]:
