@@ -15,7 +15,7 @@ import structlog
 from redis.asyncio import Redis
 
 from raibid_api.errors import ConflictError, JobNotFoundError, JobTokenError
-from raibid_api.storage.connection import create_group, lost_group, regrouped, shielded
+from raibid_api.storage.connection import create_group, regrouped, shielded
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.scripts import register
 
@@ -136,11 +136,7 @@ class AgentStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._keys.queue, GROUP, entry_id)
             pipe.xdel(self._keys.queue, entry_id)
-            replies = await pipe.execute(raise_on_error=False)
-        if lost_group(replies[0]):  # nothing to acknowledge; the entry is deleted all the same
-            await self._repair_group()
-        elif isinstance(replies[0], Exception):
-            raise replies[0]
+            await pipe.execute()  # XACK answers 0 when the group is gone
 
     @shielded
     async def lease_fields(self, job_id: str) -> dict[str, str]:
