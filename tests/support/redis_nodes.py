@@ -130,7 +130,9 @@ class SentinelCluster:
     @classmethod
     def start(cls, folder: Path, *, appendfsync: str = "everysec") -> SentinelCluster:
         """Start the five processes and wait until the Sentinels know the replica."""
-        persistence = ["--appendonly", "yes", "--appendfsync", appendfsync]
+        # a replica syncs at once (the default waits 5 s for more replicas to share the sync)
+        persistence = ["--appendonly", "yes", "--appendfsync", appendfsync,
+                       "--repl-diskless-sync-delay", "0"]  # fmt: skip
         primary = RedisNode(folder / "primary", persistence).start()
         replica = RedisNode(
             folder / "replica", [*persistence, "--replicaof", "127.0.0.1", str(primary.port)]
@@ -156,6 +158,15 @@ class SentinelCluster:
         """Whether the replica's link to the primary is up."""
         info = _ask(self.replica.port, lambda r: r.info("replication"))
         return isinstance(info, dict) and info.get("master_link_status") == "up"
+
+    def replica_in_sync_with_new_master(self) -> bool:
+        """After a failover: whether the old primary now replicates from the old replica."""
+        info = _ask(self.primary.port, lambda r: r.info("replication"))
+        return (
+            isinstance(info, dict)
+            and info.get("master_port") == self.replica.port
+            and info.get("master_link_status") == "up"
+        )
 
     def sentinel_sees_replica(self, sentinel: RedisNode) -> bool:
         """Whether ``sentinel`` knows the replica and both other Sentinels."""
