@@ -99,7 +99,7 @@ class EventReader:
     async def _read(
         self, cursors: dict[str, str], block_ms: int, count: int
     ) -> list[tuple[str, list[Entry]]]:
-        # asked before every read: a reconnect (redis-py retries) gives the connection a new id
+        # asked before every read: a reconnect (after Redis came back) gives the connection a new id
         self._client_id = await self._connection.client_id()
         streams: dict[Any, Any] = {
             self._keys.events(job): cursor for job, cursor in cursors.items()

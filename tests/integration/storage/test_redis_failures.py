@@ -7,6 +7,7 @@ reply, ``FLUSHALL`` and ``SCRIPT FLUSH`` for a Redis that lost its data.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -20,7 +21,7 @@ from raibid_api.config import RedisSettings
 from raibid_api.domain.jobs import JobStatus
 from raibid_api.errors import ServiceUnavailableError
 from raibid_api.storage.agent_store import AgentStore
-from raibid_api.storage.connection import create_redis
+from raibid_api.storage.connection import create_redis, settle_background
 from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.outbox import STATUS_GROUP, StatusOutbox
@@ -47,7 +48,7 @@ def node(tmp_path: Path) -> Iterator[RedisNode]:
 @pytest.fixture
 async def direct(node: RedisNode) -> AsyncIterator[Redis]:
     """A client that reaches the node without the proxy, to see what really happened."""
-    client = create_redis(node.url, RedisSettings())
+    client = Redis.from_url(node.url, decode_responses=True)
     yield client
     await client.aclose()
 
@@ -107,6 +108,29 @@ async def test_a_stalled_redis_answers_503_within_the_timeout_and_the_late_write
     assert again.job_id == stalled["id"]
     assert await direct.xlen(keys.queue) == 2
     assert await direct.zcard(keys.index_all) == 2
+
+
+async def test_calls_waiting_for_a_connection_of_a_stalled_redis_end_within_the_timeout_too(
+    node: RedisNode, keys: Keys
+) -> None:
+    few = SETTINGS.model_copy(update={"max_connections": 2})
+    client = create_redis(node.url, few)
+    store, _ = _stores(client, keys)
+    try:
+        await store.ensure_queue_group()
+        node.stall()
+        started = time.monotonic()
+        # two calls hold both connections; the others wait for one, and end with them
+        outcomes = await asyncio.gather(
+            *(store.get(f"job-{i}") for i in range(5)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        node.resume()
+        await settle_background()
+        await client.aclose()
+    assert all(isinstance(o, ServiceUnavailableError) for o in outcomes), outcomes
+    assert elapsed <= TIMEOUT_S + SLACK_S
 
 
 async def test_a_create_whose_reply_was_lost_is_sent_again_without_a_second_job(
