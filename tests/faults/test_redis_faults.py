@@ -21,6 +21,7 @@ from tests.support.faults import (
     SOCKET_TIMEOUT_S,
     Agents,
     Load,
+    ThreadedForge,
     Threads,
     check_outcome,
     figures,
@@ -34,6 +35,7 @@ from tests.support.redis_nodes import RedisNode
 from tests.support.server_process import Server
 
 pytestmark = pytest.mark.faults
+FORGE_TOKEN = "fault-forge-token-0123456789"
 WARM_S = 1.0  # load before the fault
 DOWN_S = 2.0  # how long Redis stays down or stalled
 BOUND_S = SOCKET_TIMEOUT_S + 1.0  # the longest a request may take during the fault
@@ -182,3 +184,31 @@ def _claim_one(base_url: str, load: Load) -> str:
                            headers=auth)  # fmt: skip
     assert answer.status_code == 200, answer.text
     return str(answer.json()["job"]["id"])
+
+
+def test_two_servers_report_every_final_status_to_the_forge_in_order(
+    tmp_path: Path, cleanup: list[Server | RedisNode]
+) -> None:
+    node = RedisNode(tmp_path / "redis", ["--appendonly", "yes"]).start()
+    cleanup.append(node)
+    forge = ThreadedForge(FORGE_TOKEN, {"acme/widgets"})
+    try:
+        forges = {"gitea": {"url": forge.url, "token": FORGE_TOKEN}}
+        servers = [start_server(tmp_path / f"s{i}", {"url": node.url}, forges=forges)
+                   for i in range(2)]  # fmt: skip
+        cleanup.extend(servers)
+        load = Load([s.base_url for s in servers], workers=1)
+        agents = Agents([s.base_url for s in servers])
+        eventually_sync(lambda: len(agents.completed) >= 10, 30.0, "ten jobs completed")
+        load.stop()
+        agents.stop()
+
+        def reported() -> bool:
+            return all(forge.posted(*job)[-1:] == ["success"] for job in agents.completed.values())
+
+        eventually_sync(reported, 30.0, "every final state on the forge")
+        for job in agents.completed.values():
+            states = forge.posted(*job)
+            assert states.index("success") == len(states) - 1, states  # nothing older after it
+    finally:
+        forge.stop()

@@ -11,6 +11,7 @@ line to the file ``$FAULT_FIGURES_FILE`` names, which `bench.faults.run` collect
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ import yaml
 from redis import Redis
 
 from raibid_api.embedded import free_port
+from tests.support.forge_double import ForgeDouble
 from tests.support.polling import eventually_sync
 from tests.support.processes import clean_env
 from tests.support.server_process import START_TIMEOUT, answers_health
@@ -222,6 +224,8 @@ class Agents(Threads):
         self._timeout = timeout
         self.shipped: dict[str, int] = {}
         """Job id -> log lines acknowledged."""
+        self.completed: dict[str, tuple[str, str]] = {}
+        """Job id -> (repo, commit) of the jobs completed with a 2xx."""
         self._spawn(workers)
 
     def _run(self, worker: int) -> None:
@@ -244,8 +248,11 @@ class Agents(Threads):
                 if logs is not None and logs.status_code == 200:
                     with self._lock:
                         self.shipped[job_id] = len(lines)
-                self._post(http, "complete", base, f"/agent/jobs/{job_id}/complete", mine,
-                           {"status": "success", "exit_code": 0})  # fmt: skip
+                done = self._post(http, "complete", base, f"/agent/jobs/{job_id}/complete", mine,
+                                  {"status": "success", "exit_code": 0})  # fmt: skip
+                if done is not None and done.status_code == 200:
+                    with self._lock:
+                        self.completed[job_id] = (job["job"]["repo"], job["job"]["commit"])
 
     def _post(
         self, http: httpx.Client, kind: str, base: str, path: str, headers: dict[str, str],
@@ -349,3 +356,30 @@ def figures(
         ready_after_s=ready_after_s,
         extra=extra,
     )
+
+
+class ThreadedForge:
+    """A `ForgeDouble` (Gitea) served from a thread of its own, for the synchronous fault tests."""
+
+    def __init__(self, token: str, repos: set[str]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.double = ForgeDouble("gitea", token, repos)
+        asyncio.run_coroutine_threadsafe(self.double.start(), self._loop).result(10)
+
+    @property
+    def url(self) -> str:
+        """The API URL the servers are configured with."""
+        return self.double.url
+
+    def posted(self, repo: str, commit: str) -> list[str]:
+        """Every state posted for ``commit`` of ``repo``, in order."""
+        return [s.state for s in list(self.double.statuses) if (s.repo, s.sha) == (repo, commit)]
+
+    def stop(self) -> None:
+        """Stop serving and end the thread."""
+        asyncio.run_coroutine_threadsafe(self.double.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
