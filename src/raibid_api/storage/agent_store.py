@@ -15,7 +15,7 @@ import structlog
 from redis.asyncio import Redis
 
 from raibid_api.errors import ConflictError, JobNotFoundError, JobTokenError
-from raibid_api.storage.connection import create_group, regrouped, shielded
+from raibid_api.storage.connection import call_deadline, create_group, regrouped, shielded
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.scripts import register
 
@@ -115,8 +115,11 @@ class AgentStore:
         """Wait up to ``block_ms`` (0: not at all) for a queue entry: (entry id, job id).
 
         A queue group Redis lost (it restarted empty, was flushed, or a new master came up
-        without the data) is created again on the spot.
+        without the data) is created again on the spot. The wait is cut to half the call
+        deadline, so that a slow answer is still told from a stalled Redis; the caller asks
+        again.
         """
+        block_ms = min(block_ms, int(call_deadline() * 500))
         reply = await regrouped(
             lambda: self._redis.xreadgroup(
                 GROUP, agent_id, {self._keys.queue: ">"}, count=1, block=block_ms or None

@@ -20,7 +20,13 @@ import orjson
 import structlog
 from redis.exceptions import ResponseError
 
-from raibid_api.storage.connection import RedisClient, create_group, regrouped, shielded
+from raibid_api.storage.connection import (
+    RedisClient,
+    call_deadline,
+    create_group,
+    regrouped,
+    shielded,
+)
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.scripts import register
 
@@ -164,7 +170,12 @@ class StatusOutbox:
 
     @shielded
     async def read_new(self, count: int, block_ms: int | None = None) -> list[OutboxEntry]:
-        """Up to ``count`` reports no consumer has read yet, now this consumer's to settle."""
+        """Up to ``count`` reports no consumer has read yet, now this consumer's to settle.
+
+        ``block_ms`` is cut to half the call deadline (see `AgentStore.next_entry`).
+        """
+        if block_ms is not None:
+            block_ms = min(block_ms, int(call_deadline() * 500))
         reply: Any = await regrouped(
             lambda: self._redis.xreadgroup(
                 self._group, self.consumer, {self._keys.outbox_status: ">"}, count=count,

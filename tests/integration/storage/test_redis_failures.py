@@ -226,3 +226,15 @@ async def test_the_status_outbox_repairs_its_lost_group_where_it_reads(
 
 async def _exists(redis: Redis, key: str) -> bool:
     return bool(await redis.exists(key))
+
+
+async def test_a_long_poll_longer_than_the_timeout_waits_in_slices_and_is_not_cut(
+    bounded: Redis, keys: Keys
+) -> None:
+    store, agents = _stores(bounded, keys)
+    await store.ensure_queue_group()
+    started = time.monotonic()
+
+    assert await agents.next_entry("agent-1", 2_000) is None  # an empty queue: nothing, no 503
+
+    assert time.monotonic() - started <= TIMEOUT_S + SLACK_S  # one slice: half the deadline
