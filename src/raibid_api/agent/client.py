@@ -226,7 +226,7 @@ class AgentClient:
             ServiceUnavailableError: the server did not answer before the deadline.
         """
         # the batch id is the batch's place: the same batch sent again carries the same one
-        body = {"offset": offset, "batch_id": f"{offset}+{len(lines)}", "lines": list(lines)}
+        body = {"offset": offset, "batch_id": f"{offset}-{len(lines)}", "lines": list(lines)}
         await self._job_call(job_id, "logs", token, body, None)
 
     async def complete(
