@@ -28,7 +28,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from raibid_api.config import RedisSettings
@@ -161,7 +161,9 @@ async def _translated(call: Coroutine[Any, Any, T]) -> T:
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise ServiceUnavailableError(f"Redis is unavailable: {type(exc).__name__}") from exc
     except RedisError as exc:
-        if "LOADING" in str(exc) or "READONLY" in str(exc):
+        # redis-py names these by class (the code is not in the message): a replica, or a
+        # master demoted under a failover, refuses writes
+        if isinstance(exc, ReadOnlyError) or "LOADING" in str(exc) or "READONLY" in str(exc):
             raise ServiceUnavailableError("Redis is not ready to serve writes") from exc
         raise
 

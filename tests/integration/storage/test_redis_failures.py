@@ -238,3 +238,18 @@ async def test_a_long_poll_longer_than_the_timeout_waits_in_slices_and_is_not_cu
     assert await agents.next_entry("agent-1", 2_000) is None  # an empty queue: nothing, no 503
 
     assert time.monotonic() - started <= TIMEOUT_S + SLACK_S  # one slice: half the deadline
+
+
+async def test_a_repair_redis_refuses_fails_so_that_the_server_is_not_ready(
+    node: RedisNode, tmp_path: Path, keys: Keys
+) -> None:
+    # a replica without the data (say a master demoted, still named as one): it refuses writes
+    replica = RedisNode(tmp_path / "replica", ["--replicaof", "127.0.0.1", str(node.port)]).start()
+    client = create_redis(replica.url, SETTINGS)
+    try:
+        store, _ = _stores(client, keys)
+        with pytest.raises(ServiceUnavailableError, match="not ready to serve writes"):
+            await store.repair()
+    finally:
+        await client.aclose()
+        replica.stop()
