@@ -281,7 +281,6 @@ class Outcome:
     """Acknowledged deliveries without a job."""
     duplicated: int
     """Deliveries with more than one job, plus jobs with more than one queue entry."""
-    jobs: int
 
 
 def jobs_by_delivery(redis: Redis) -> Counter[str]:
@@ -305,7 +304,7 @@ def check_outcome(redis: Redis, answers: list[Answer]) -> Outcome:
     entries = cast("list[tuple[str, dict[str, str]]]", redis.xrange(f"{PREFIX}:jobs"))
     queued = Counter(fields["job_id"] for _, fields in entries)
     doubled += sum(1 for count in queued.values() if count > 1)
-    return Outcome(lost, doubled, sum(made.values()))
+    return Outcome(lost, doubled)
 
 
 @dataclass

@@ -101,12 +101,6 @@ class RedisNode:
             self.process.send_signal(signal.SIGCONT)
         self.kill()
 
-    def log(self) -> str:
-        """What the node wrote to its log so far."""
-        with contextlib.suppress(OSError):
-            return (self.folder / "redis.log").read_text(errors="replace")
-        return ""
-
 
 def sentinel_config(primary: RedisNode, *, down_after_ms: int = 1000) -> str:
     """A Sentinel's configuration watching ``primary`` as `MASTER`, quorum 2, quick to act."""
