@@ -1,13 +1,13 @@
-"""Run the fault suite and print its figures as one table.
+"""Run the Redis cases of the fault suite and print their figures as one table.
 
-    .venv/bin/python -m bench.faults.run [pytest arguments, e.g. -k sentinel]
+    .venv/bin/python -m bench.faults.run [pytest arguments; default: the Redis cases]
 
-Runs ``pytest tests/faults`` (each case breaks a real Redis or server process under load, see
-tests/faults/) with ``$FAULT_FIGURES_FILE`` set, so that each case appends its figures there,
-then prints them: per fault, the webhooks acknowledged and lost, the jobs duplicated, the
-requests sent during the fault and not answered 2xx (by kind and status; ``none``: no answer),
-the deliveries spooled, the longest request sent during the fault, the seconds from the fault's
-end to /ready 200, and each case's own figures.
+Runs tests/faults/test_redis_faults.py and test_sentinel_failover.py (each case breaks a real
+Redis or server process under load) with ``$FAULT_FIGURES_FILE`` set, so that each case appends
+its figures there, then prints them: per fault, the webhooks acknowledged and lost, the jobs
+duplicated, the requests sent during the fault and not answered 2xx (by kind and status;
+``none``: no answer), the deliveries spooled, the longest request sent during the fault, the
+seconds from the fault's end to /ready 200, and each case's own figures.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.common import REPO_ROOT, format_table, machine_summary
 
 FIGURES_FILE = "FAULT_FIGURES_FILE"
+REDIS_CASES = ["tests/faults/test_redis_faults.py", "tests/faults/test_sentinel_failover.py"]
 
 
 def main() -> int:
@@ -30,7 +31,7 @@ def main() -> int:
         figures = Path(folder) / "figures.jsonl"
         env = dict(os.environ) | {FIGURES_FILE: str(figures)}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist",
-                   "tests/faults", *sys.argv[1:]]  # fmt: skip
+                   *(sys.argv[1:] or REDIS_CASES)]  # fmt: skip
         code = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False).returncode
         rows = [json.loads(line) for line in figures.read_text().splitlines()] if (
             figures.exists()) else []  # fmt: skip
