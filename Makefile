@@ -4,11 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/development.yaml
 ARGS ?=
+SEED ?=
 INSTALLED := $(VENV)/.installed-dev
 INSTALLED_RUN := $(VENV)/.installed-run
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt typecheck check audit bench lock openapi clean
+.PHONY: help run test lint fmt typecheck check audit fuzz bench lock openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -52,6 +53,10 @@ check: test ## everything CI runs
 
 audit: $(INSTALLED) ## pip-audit over the locked dependencies (needs the PyPI vulnerability API)
 	$(BIN)/pip-audit --strict --disable-pip --no-deps -r requirements.lock
+
+fuzz: $(INSTALLED) ## Schemathesis against a real server, 1,000 examples per operation; SEED=n repeats a run
+	SCHEMATHESIS_MAX_EXAMPLES=1000 SCHEMATHESIS_SEED=$(SEED) $(BIN)/pytest -p no:cacheprovider \
+		--timeout 3600 tests/faults/test_schemathesis.py
 
 bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchmarks.md)
 	$(BIN)/python -m bench.jobs.run

@@ -65,7 +65,7 @@ def start_raibid(
 ) -> Server:  # fmt: skip
     """`python -m raibid_api serve`: signed forges, limits far above the load, a spool.
 
-    ``extra`` adds or replaces whole configuration sections (``dispatch: none`` otherwise);
+    ``extra`` adds sections, or keys of a section (``dispatch: none`` otherwise);
     ``name`` names the server, its files under ``workdir`` and nothing else.
     """
     port = free_port()
@@ -81,7 +81,8 @@ def start_raibid(
         "dispatch": {"mode": "none"},
         "logging": {"level": level, "format": "json"},
     }
-    config |= extra or {}
+    for section, keys in (extra or {}).items():
+        config[section] = config.get(section, {}) | keys
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "raibid_api", "serve", "--config", str(path)]

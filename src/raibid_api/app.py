@@ -24,6 +24,7 @@ from raibid_api.api.routes import agent, health, jobs, logs, webhooks
 from raibid_api.api.routing import DirectDispatch, include_routes
 from raibid_api.config import Settings
 from raibid_api.dispatch.dispatcher import create_dispatcher
+from raibid_api.dispatch.identity import LightkubeTokenReviewer
 from raibid_api.domain.jobs import SystemClock
 from raibid_api.embedded import EmbeddedRedis
 from raibid_api.forges.reporting import StatusReporting, consumer_name
@@ -113,8 +114,13 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str | None) 
         status_reporting=_status_reporting(settings, redis, keys, service, clock),
     )  # fmt: skip
     if settings.dispatch.mode == "kubernetes":
-        state.dispatcher = create_dispatcher(settings, service, clock)
+        # one key for every replica: any of them verifies the claim tokens another minted
+        claim_key = bytes.fromhex(await agent_store.claim_key(secrets.token_hex(32)))
+        state.tokens.accept_claim_tokens(claim_key)
+        state.dispatcher = create_dispatcher(settings, service, clock, claim_key)
         checks.add("kubernetes", state.dispatcher.ping)
+    if settings.dispatch.mode == "keda":
+        state.token_reviewer = LightkubeTokenReviewer.connect(settings)
     return state
 
 
@@ -222,6 +228,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             await _stop(tasks)
+            if state.token_reviewer is not None:
+                await state.token_reviewer.close()
     finally:
         await settle_background()
         await redis.aclose()

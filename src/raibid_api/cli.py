@@ -1,4 +1,4 @@
-"""The `raibid-api` command: serve, agent, config check, openapi."""
+"""The `raibid-api` command: serve, agent, config check, dispatch render, openapi."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -20,6 +21,7 @@ import typer
 import uvicorn
 import yaml
 
+from raibid_api.api.connections import ConnectionLimits, guarded_protocol
 from raibid_api.config import (
     RedisSettings,
     Settings,
@@ -34,6 +36,8 @@ from raibid_api.observability.logging import SecretRedactor, configure_logging
 app = typer.Typer(help="raibid-api: the orchestration server of raibid-ci.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+dispatch_app = typer.Typer(help="Inspect what the dispatcher creates.", no_args_is_help=True)
+app.add_typer(dispatch_app, name="dispatch")
 
 ConfigOption = Annotated[
     Path | None,
@@ -117,6 +121,25 @@ def _claim_data_dir(redis: RedisSettings) -> Iterator[None]:
         lock.release()
 
 
+# files the server keeps open besides its connections: Redis pools, the spool, logs, the agent
+_FILES_BESIDE_CONNECTIONS = 256
+
+
+def _fit_open_files(max_connections: int) -> None:
+    """Raise the soft open-files limit so that ``max_connections`` fit (up to the hard limit)."""
+    wanted = max_connections + _FILES_BESIDE_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < wanted:
+            typer.echo(
+                f"warning: the open-files limit is {raised} (hard limit): fewer than "
+                f"server.max_connections ({max_connections}) connections fit",
+                err=True,
+            )
+
+
 def _bound_to(settings: Settings, sock: socket.socket) -> Settings:
     """``settings`` naming the address ``sock`` got; an unset public_url follows it."""
     host, port = sock.getsockname()[:2]
@@ -157,10 +180,11 @@ def serve(config: ConfigOption = None, host: HostOption = None, port: PortOption
         # handler it found installed: make that one exit 0, since a requested, completed
         # shutdown is a success
         signal.signal(signal.SIGTERM, _exit_after_shutdown)
+        _fit_open_files(settings.server.max_connections)
         server_config = uvicorn.Config(
             create_app(settings),
             loop="uvloop",
-            http="httptools",
+            http=guarded_protocol(ConnectionLimits.of(settings.server)),
             log_config=None,
             access_log=False,
             proxy_headers=True,
@@ -205,8 +229,13 @@ class _Server(uvicorn.Server):
 def agent(
     server: Annotated[str, typer.Option(help="The raibid-api server URL.")],
     token: Annotated[
-        str, typer.Option(envvar="RAIBID_AGENT_TOKEN", help="Agent-scoped bearer token.")
-    ],
+        str | None,
+        typer.Option(envvar="RAIBID_AGENT_TOKEN", help="Agent-scoped bearer token."),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the token from this file, then delete it (instead of --token)."),
+    ] = None,
     agent_id: Annotated[str | None, typer.Option(help="Name (default: host-pid).")] = None,
     once: Annotated[bool, typer.Option(help="Claim one job, run it, exit.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, max=64)] = 1,
@@ -218,10 +247,25 @@ def agent(
         typer.Option(help="Name of an env var steps may ask for (masked in logs; repeatable)."),
     ] = None,
 ) -> None:
-    """Run the reference build agent against a server."""
+    """Run the reference build agent against a server.
+
+    Its build steps cannot read its token: it hides its own process from them (not dumpable) and
+    deletes --token-file once read.
+    """
+    from raibid_api.agent.credentials import hide_process, take_token_file
     from raibid_api.agent.worker import run_agent
 
     configure_logging("info", "auto")
+    if token is not None and token_file is not None:
+        raise typer.BadParameter("give --token or --token-file, not both")
+    hide_process()
+    if token_file is not None:
+        try:
+            token = take_token_file(token_file)
+        except ConfigError as exc:
+            _fail("; ".join(exc.problems))
+    if token is None:
+        raise typer.BadParameter("give --token (or RAIBID_AGENT_TOKEN) or --token-file")
     try:
         timeout = parse_duration(job_timeout)
     except ValueError as exc:
@@ -249,6 +293,62 @@ def config_check(config: ConfigOption = None) -> None:
     """Validate the configuration and print it, secrets masked; exit 2 when invalid."""
     settings = _load(config)
     typer.echo(yaml.safe_dump(masked_config(settings), sort_keys=False), nl=False)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """YAML without anchors: an object shared by two places is written out in both."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+async def _attempt_of(settings: Settings, job_id: str) -> int:
+    """The current attempt of ``job_id``, read from the configured Redis."""
+    from raibid_api.storage.connection import create_redis
+    from raibid_api.storage.job_store import JobStore
+    from raibid_api.storage.keys import Keys
+
+    if settings.redis.url is None:
+        _fail("--job-id reads the job from Redis: set redis.url (an embedded Redis is not read)")
+    redis = create_redis(settings.redis.url.get_secret_value(), settings.redis)
+    try:
+        store = JobStore(redis, Keys(settings.redis.key_prefix), retention_s=0, events_maxlen=1)
+        job = await store.get(job_id)
+    finally:
+        await redis.aclose()
+    if job is None:
+        _fail(f"no job {job_id}")
+    return int(job["attempt"])
+
+
+@dispatch_app.command("render")
+def dispatch_render(
+    config: ConfigOption = None,
+    job_id: Annotated[
+        str | None, typer.Option(help="A job in Redis (default: an example job, attempt 1).")
+    ] = None,
+) -> None:
+    """Print as YAML the objects dispatch.mode kubernetes would create for a job; create none.
+
+    The claim token is shown as a placeholder, and the Secret's owner uid as zeros.
+    """
+    from raibid_api.dispatch.manifests import AgentJobTemplate
+    from raibid_api.dispatch.render import EXAMPLE_JOB_ID, render_agent_objects
+    from raibid_api.domain.jobs import parse_job_id
+    from raibid_api.errors import InvalidJobIdError, ServiceUnavailableError
+
+    configure_logging("warning", "auto")  # stdout is the YAML alone
+    settings = _load(config)
+    try:
+        job = parse_job_id(job_id) if job_id else EXAMPLE_JOB_ID
+        attempt = asyncio.run(_attempt_of(settings, job)) if job_id else 1
+    except InvalidJobIdError as exc:
+        _fail(exc.message)
+    except ServiceUnavailableError as exc:
+        _fail(f"cannot read the job: {exc.message}")
+    template = AgentJobTemplate.from_settings(settings)
+    objects = asyncio.run(render_agent_objects(template, job, attempt))
+    typer.echo(yaml.dump_all(objects, Dumper=_PlainDumper, sort_keys=False), nl=False)
 
 
 @app.command()

@@ -34,6 +34,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from raibid_api import __version__
 from raibid_api.errors import ConfigError
 
 ENV_PREFIX = "RAIBID_"
@@ -149,6 +150,11 @@ class ServerSettings(Section):
     public_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     environment: Literal["development", "production"] = "development"
+    header_timeout: PositiveDuration = timedelta(seconds=30)
+    body_timeout: PositiveDuration = timedelta(seconds=30)
+    max_header_bytes: int = Field(default=65_536, ge=4096, le=1_048_576)
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000)
 
     @field_validator("public_url")
     @classmethod
@@ -363,13 +369,27 @@ class KubernetesSettings(Section):
     """How agent Jobs are created in ``dispatch.mode: kubernetes``."""
 
     namespace: str = "ci"
-    image: str = "ghcr.io/raibid-ci/raibid-agent:latest"
+    # the agent is `raibid-api agent` of the server's own image, at this release's version
+    image: str = f"ghcr.io/raibid-ci/raibid-api:{__version__}"
     service_account: str | None = "raibid-agent"
-    agent_token_secret: str = "raibid-agent-token"  # noqa: S105  (a Secret object's name)
+    # requests: what the scheduler reserves per build; limits: what one build may burst to.
+    # Why these four: "Agents' size" in docs/deployment.md.
     cpu: str = "1"
     memory: str = "2Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
     ttl_seconds_after_finished: int = Field(default=3600, ge=0)
     node_selector: dict[str, str] = Field(default_factory=lambda: {"kubernetes.io/arch": "arm64"})
+
+
+class KedaSettings(Section):
+    """Who may claim in ``dispatch.mode: keda``: the agent pods' ServiceAccount, by TokenReview."""
+
+    namespace: str = "ci"
+    service_account: str = "raibid-agent"
+    audience: str = "raibid-api"
+    # how long the server remembers that a pod claimed its one job (longer than any pod lives)
+    pod_claim_ttl: PositiveDuration = timedelta(days=7)
 
 
 class DispatchSettings(Section):
@@ -379,6 +399,7 @@ class DispatchSettings(Section):
     local_concurrency: int = Field(default=1, ge=1, le=64)
     local_workspace: Path = Path(".raibid/workspaces")
     kubernetes: KubernetesSettings = KubernetesSettings()
+    keda: KedaSettings = KedaSettings()
 
 
 class ForgeApiSettings(Section):

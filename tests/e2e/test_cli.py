@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -122,3 +123,24 @@ def test_openapi_documents_every_jobs_route(openapi_spec: dict[str, object]) -> 
     assert {"/health", "/ready"} <= set(paths)
     # the /api copies serve the original CLI; they are not a second contract
     assert not [path for path in paths if path.startswith("/api/")]
+
+
+# the operations anyone may call: liveness, readiness, and the webhook intake (HMAC-signed)
+PUBLIC_OPERATIONS = {("get", "/health"), ("get", "/ready"), ("post", "/webhook/{forge}")}
+JOB_TOKEN_PREFIX = "/agent/jobs/"
+
+
+def test_openapi_declares_bearer_auth_on_every_protected_operation(
+    openapi_spec: dict[str, Any],
+) -> None:
+    schemes = openapi_spec["components"]["securitySchemes"]
+    assert schemes["apiToken"]["scheme"] == schemes["jobToken"]["scheme"] == "bearer"
+    for path, operations in openapi_spec["paths"].items():
+        for method, operation in operations.items():
+            declared = operation.get("security")
+            if (method, path) in PUBLIC_OPERATIONS:
+                assert declared is None, f"{method} {path} is public"
+            elif path.startswith(JOB_TOKEN_PREFIX):
+                assert declared == [{"jobToken": []}], f"{method} {path}"
+            else:
+                assert declared == [{"apiToken": []}], f"{method} {path}"

@@ -11,6 +11,8 @@ from raibid_api.dispatch.dispatcher import KubernetesDispatcher
 from raibid_api.jobs.service import ManualTrigger
 
 AGENT_TOKEN = "agent-token-0123456789"
+# what the dispatchers of a test sign claim tokens with (a server keeps its own in Redis)
+CLAIM_KEY = bytes(range(32))
 # ``dispatcher_for(kubernetes={...})``: a dispatcher (a replica) with its own API client
 DispatcherFactory = Callable[..., KubernetesDispatcher]
 

@@ -5,6 +5,7 @@ Pure functions over the JSON the real API server reads and writes; `kube_double`
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from pathlib import Path
@@ -90,6 +91,33 @@ def invalid_job(body: Obj) -> JSONResponse | None:
         "causes": [{"reason": "FieldValueInvalid", "message": problem}],
     }
     return status(422, "Invalid", f'Job.batch "{name}" is invalid: {problem}', details)
+
+
+def invalid_secret(body: Obj) -> JSONResponse | None:
+    """The 422 ``Invalid`` answer to a Secret the API server would refuse."""
+    name = str(body.get("metadata", {}).get("name", ""))
+    try:
+        kubernetes_validate.validate(body, SCHEMA_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        problem = f"{'.'.join(map(str, exc.path))}: {exc.message}"
+        details = {"name": name, "kind": "Secret",
+                   "causes": [{"reason": "FieldValueInvalid", "message": problem}]}  # fmt: skip
+        return status(422, "Invalid", f'Secret "{name}" is invalid: {problem}', details)
+    return None
+
+
+def stored_secret(body: Obj, resource_version: str) -> Obj:
+    """``body`` as stored on create: identity, and ``stringData`` merged into base64 ``data``."""
+    data = dict(body.get("data") or {})
+    for key, value in (body.pop("stringData", None) or {}).items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    body["data"] = data
+    body["metadata"] |= {
+        "uid": str(uuid.uuid4()),
+        "resourceVersion": resource_version,
+        "creationTimestamp": NOW,
+    }
+    return body
 
 
 def with_defaults(body: Obj, resource_version: str) -> Obj:

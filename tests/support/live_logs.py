@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from raibid_api.api.connections import ConnectionLimits, guarded_protocol
 from raibid_api.api.deps import AppState
 from raibid_api.app import create_app
 from raibid_api.config import Settings
@@ -114,7 +115,7 @@ async def live_server(settings: Settings, redis: RawRedis, keys: Keys) -> AsyncI
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=2, http=guarded_protocol(ConnectionLimits.of(settings.server)),
     )  # fmt: skip
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

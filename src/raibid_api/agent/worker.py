@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,15 +101,20 @@ class AgentWorker:
         finished = 0
         delays = self._retry.delays()
         while not self._stop.is_set():
+            asked = time.monotonic()
             try:
                 claimed = await self._claim(agent_id)
             except (ServiceUnavailableError, AgentProtocolError) as exc:
                 logger.warning("claim_failed", agent_id=agent_id, error=exc.message)
                 await self._pause(next(delays))
                 continue
-            delays = self._retry.delays()
             if claimed is None:
+                if time.monotonic() - asked < self._options.claim_wait / 2:
+                    # "no job" at once, not after a long poll (a claim token whose job is not
+                    # waiting any more, a pod that claimed, a server shutting down): back off
+                    await self._pause(next(delays))
                 continue
+            delays = self._retry.delays()
             if not await self._run_safely(claimed, agent_id):
                 await self._pause(next(delays))
             finished += 1

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -91,12 +92,25 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI's body parsing turns every failure but a JSONDecodeError into a bare 400:
+        # bytes that are not UTF-8, nesting past the recursion limit, an integer too long
+        # to convert, all of them a body that is not JSON this server reads
+        return error_response(request, 400, "invalid_json", _unreadable_json(exc.__cause__))
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     response = error_response(request, exc.status_code, code, str(exc.detail))
     response.headers.update(exc.headers or {})
     if exc.status_code == 405:
         response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _unreadable_json(cause: ValueError | RecursionError) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid JSON: it is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "the body is not valid JSON this server reads: it is nested too deeply"
+    return "the body is not valid JSON this server reads: a number is too long"
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -115,8 +129,16 @@ def internal_error_body(request_id: str) -> bytes:
                          "log", "request_id": request_id})  # fmt: skip
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # the client left (or was cut at its deadline) before its body was in: nothing was acted
+    # on, and the answer goes nowhere
+    _log.info("client gone before its body was in", method=request.method)
+    return error_response(request, 400, "client_disconnected", "the request body did not arrive")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(errors.RaibidError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from raibid_api.domain.jobs import JobEvent, JobStatus
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?)?"
+)
+
+
+def _rfc3339_text(value: object) -> object:
+    # pydantic's datetime also takes numbers (unix time): a query's timestamp is written out,
+    # so `?since=0.5` is an error instead of a moment in 1970
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-12-05T08:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339_text)]
+"""An RFC 3339 timestamp, or a date alone (its midnight); without an offset it is UTC."""
+
+
+JobId = Annotated[
+    str,
+    Path(
+        description="the job's UUID (anything else answers 400 `invalid_job_id`)",
+        # documented, not validated here: `parse_job_id` answers with the documented error
+        json_schema_extra={
+            "format": "uuid",
+            "pattern": "^" + "-".join(f"[0-9a-fA-F]{{{n}}}" for n in (8, 4, 4, 4, 12)) + "$",
+        },
+    ),
+]
+
+
+class StrictIn(BaseModel):
+    """A request body: no field beyond the schema, and no value coerced to its field's type.
+
+    Strict validation keeps JSON's types apart: ``true`` is not a number, ``"5"`` is not an
+    integer, and an integer is a number (JSON has no other way to write ``5.0``).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Links(BaseModel):
@@ -57,10 +99,8 @@ class JobPageOut(BaseModel):
     total: int = Field(description="how many jobs match the filters in all")
 
 
-class ManualTriggerIn(BaseModel):
+class ManualTriggerIn(StrictIn):
     """A build asked for by hand."""
-
-    model_config = ConfigDict(extra="forbid")
 
     repo: str = Field(min_length=3, max_length=200, examples=["acme/widgets"])
     clone_url: str = Field(min_length=1, max_length=2000)
@@ -68,10 +108,8 @@ class ManualTriggerIn(BaseModel):
     commit: str | None = Field(default=None, min_length=40, max_length=64)
 
 
-class CancelIn(BaseModel):
+class CancelIn(StrictIn):
     """Why a job is cancelled."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="cancelled", min_length=1, max_length=200)
 
@@ -99,10 +137,8 @@ class ReadyOut(BaseModel):
     checks: dict[str, str]
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(StrictIn):
     """An agent asking for work."""
-
-    model_config = ConfigDict(extra="forbid")
 
     agent_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")
     labels: list[str] = Field(default_factory=list, max_length=50)
@@ -123,7 +159,7 @@ class HeartbeatIn(BaseModel):
     """A heartbeat; with ``wait`` it is held open until the job stops running (a long poll)."""
 
     # other fields are ignored, as they were before heartbeats took a body
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     wait: float = Field(
         default=0, ge=0, le=60,
@@ -139,10 +175,8 @@ class HeartbeatOut(BaseModel):
     lease_expires_at: str
 
 
-class CommitIn(BaseModel):
+class CommitIn(StrictIn):
     """The commit an agent checked out for a job made without one."""
-
-    model_config = ConfigDict(extra="forbid")
 
     commit: str = Field(pattern=r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$",
                         description="full sha-1 or sha-256 of the commit")  # fmt: skip
@@ -154,19 +188,15 @@ class CommitOut(BaseModel):
     commit: str | None
 
 
-class LogLineIn(BaseModel):
+class LogLineIn(StrictIn):
     """One line of output."""
-
-    model_config = ConfigDict(extra="forbid")
 
     line: str
     stream: Literal["stdout", "stderr"] = "stdout"
 
 
-class LogBatchIn(BaseModel):
+class LogBatchIn(StrictIn):
     """A batch of log lines; ``offset`` (or ``batch_id``) makes a retried batch idempotent."""
-
-    model_config = ConfigDict(extra="forbid")
 
     offset: int | None = Field(default=None, ge=0)
     batch_id: str | None = Field(
@@ -183,10 +213,8 @@ class LogBatchOut(BaseModel):
     lines: int
 
 
-class CompleteIn(BaseModel):
+class CompleteIn(StrictIn):
     """How the job ended on the agent."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: Literal["success", "failed"]
     exit_code: int | None = None

@@ -15,7 +15,7 @@ import httpx2
 from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.core.exceptions import ConfigError as KubeConfigError
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Secret
 from lightkube.types import CascadeType
 
 from raibid_api.errors import ConfigError, ServiceUnavailableError
@@ -30,8 +30,12 @@ class ClusterApi(Protocol):
     Each raises `ServiceUnavailableError` when the API cannot be reached or refuses the call.
     """
 
-    async def create_job(self, body: Mapping[str, Any]) -> bool:
-        """Create the Job ``body``; False when a Job of that name already exists."""
+    async def create_job(self, body: Mapping[str, Any]) -> str | None:
+        """Create the Job ``body``; its uid, or None when a Job of that name already exists."""
+        ...
+
+    async def create_secret(self, body: Mapping[str, Any]) -> bool:
+        """Create the Secret ``body``; False when a Secret of that name already exists."""
         ...
 
     async def list_jobs(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -66,7 +70,8 @@ def _unavailable(action: str, exc: Exception) -> ServiceUnavailableError:
 
 
 @contextlib.contextmanager
-def _calling(action: str) -> Iterator[None]:
+def calling(action: str) -> Iterator[None]:
+    """Turn every failure to talk to the API during the block into `ServiceUnavailableError`."""
     try:
         yield
     except (httpx2.HTTPError, KubeConfigError) as exc:
@@ -102,12 +107,24 @@ class LightkubeClusterApi:
             ) from None
         return cls(client, namespace)
 
-    async def create_job(self, body: Mapping[str, Any]) -> bool:
-        """Create the Job ``body``; False when a Job of that name already exists."""
+    async def create_job(self, body: Mapping[str, Any]) -> str | None:
+        """Create the Job ``body``; its uid, or None when a Job of that name already exists."""
         job = cast(Job, Job.from_dict(dict(body)))
-        with _calling("create an agent Job"):
+        with calling("create an agent Job"):
             try:
-                await self._client.create(job)
+                created = await self._client.create(job)
+            except ApiError as exc:
+                if _is(exc, 409):
+                    return None
+                raise
+        return str(created.metadata.uid) if created.metadata else ""
+
+    async def create_secret(self, body: Mapping[str, Any]) -> bool:
+        """Create the Secret ``body``; False when a Secret of that name already exists."""
+        secret = cast(Secret, Secret.from_dict(dict(body)))
+        with calling("create an agent Job's Secret"):
+            try:
+                await self._client.create(secret)
             except ApiError as exc:
                 if _is(exc, 409):
                     return False
@@ -116,7 +133,7 @@ class LightkubeClusterApi:
 
     async def list_jobs(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every Job carrying ``labels``."""
-        with _calling("list agent Jobs"):
+        with calling("list agent Jobs"):
             listing = self._client.list(
                 Job, namespace=self._namespace, labels=dict(labels), chunk_size=LIST_CHUNK
             )
@@ -124,7 +141,7 @@ class LightkubeClusterApi:
 
     async def list_pods(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every pod carrying ``labels``."""
-        with _calling("list agent pods"):
+        with calling("list agent pods"):
             listing = self._client.list(
                 Pod, namespace=self._namespace, labels=dict(labels), chunk_size=LIST_CHUNK
             )
@@ -132,7 +149,7 @@ class LightkubeClusterApi:
 
     async def delete_job(self, name: str) -> None:
         """Delete a Job and, in the background, its pods; a Job already gone is fine."""
-        with _calling(f"delete agent Job {name}"):
+        with calling(f"delete agent Job {name}"):
             try:
                 # the API's default for Jobs orphans their pods; background deletes them too
                 await self._client.delete(
@@ -144,7 +161,7 @@ class LightkubeClusterApi:
 
     async def ping(self) -> None:
         """Answer only when the API answers a list of Jobs (reachable and permitted)."""
-        with _calling("list Jobs"):
+        with calling("list Jobs"):
             listing = self._client.list(Job, namespace=self._namespace, chunk_size=1)
             async for _ in listing:
                 break

@@ -1,7 +1,8 @@
 """``dispatch.mode: kubernetes``: the loop that keeps one agent Job per waiting CI job.
 
 Each pass reads the queue (Redis) and the agent Jobs (Kubernetes), reports failures, deletes
-finished Jobs that are in the way or past their TTL, then creates the Jobs still missing. Every
+finished Jobs that are in the way or past their TTL and running ones of cancelled jobs, then
+creates the Jobs still missing. Every
 replica runs it; deterministic Job names keep them from creating a Job twice.
 """
 
@@ -18,7 +19,7 @@ from raibid_api.dispatch.creator import AgentJobCreator
 from raibid_api.dispatch.manifests import AGENT_SELECTOR, AgentJobTemplate
 from raibid_api.dispatch.observed import read_agent_job
 from raibid_api.dispatch.sources import JobSource, ServiceJobSource
-from raibid_api.dispatch.watcher import AgentJobWatcher, DeletionRules
+from raibid_api.dispatch.watcher import AgentJobWatcher, DeletionRules, running_job_ids
 from raibid_api.domain.jobs import Clock
 from raibid_api.errors import ServiceUnavailableError
 from raibid_api.jobs.service import JobService
@@ -40,13 +41,13 @@ class KubernetesDispatcher:
 
     def __init__(
         self, api: ClusterApi, source: JobSource, template: AgentJobTemplate, clock: Clock,
-        *, interval: float = POLL_INTERVAL,
+        claim_key: bytes, *, interval: float = POLL_INTERVAL,
     ) -> None:  # fmt: skip
         self._api = api
         self._source = source
         self._clock = clock
         self._interval = interval
-        self._creator = AgentJobCreator(api, template)
+        self._creator = AgentJobCreator(api, template, claim_key)
         self._watcher = AgentJobWatcher(api, DeletionRules(ttl_ms=template.ttl_seconds * 1000))
 
     async def dispatch_once(self) -> PassResult:
@@ -62,7 +63,8 @@ class KubernetesDispatcher:
         if self._watcher.needs_pods(agent_jobs):
             pods = await self._api.list_pods(AGENT_SELECTOR)
         self._watcher.report(agent_jobs, pods, holdings)
-        deleted = await self._watcher.clean_up(agent_jobs, pending, self._clock.now_ms())
+        cancelled = await self._source.cancelled(running_job_ids(agent_jobs))
+        deleted = await self._watcher.clean_up(agent_jobs, pending, self._clock.now_ms(), cancelled)
         # Jobs deleted just now still count as taken names: they are created on the next pass.
         created = await self._creator.create(pending, agent_jobs, holdings)
         return PassResult(created, deleted)
@@ -94,13 +96,16 @@ class KubernetesDispatcher:
 
 
 def create_dispatcher(
-    settings: Settings, jobs: JobService, clock: Clock, api: ClusterApi | None = None
-) -> KubernetesDispatcher:
+    settings: Settings, jobs: JobService, clock: Clock, claim_key: bytes,
+    api: ClusterApi | None = None,
+) -> KubernetesDispatcher:  # fmt: skip
     """The dispatcher ``settings`` describe, on the cluster's API (in-cluster or $KUBECONFIG).
+
+    ``claim_key`` signs the claim tokens of its agent Jobs (`raibid_api.jobs.claim_tokens`).
 
     Raises:
         ConfigError: no Kubernetes credentials were found.
     """
     template = AgentJobTemplate.from_settings(settings)
     cluster = api or LightkubeClusterApi.connect(template.namespace)
-    return KubernetesDispatcher(cluster, ServiceJobSource(jobs), template, clock)
+    return KubernetesDispatcher(cluster, ServiceJobSource(jobs), template, clock, claim_key)

@@ -2,7 +2,10 @@
 
 The pod passes the restricted Pod Security Standard, is selected by the agent NetworkPolicy
 (``app.kubernetes.io/name: raibid-agent``) and runs ``raibid-api agent --once`` under the image's
-``tini`` entrypoint, with its token from a Secret and nothing else of the server's.
+``tini`` entrypoint. Its only credential is a claim token for its own job and attempt, in a Secret
+the Job owns (`claim_token_secret`): an init container copies it into a memory ``emptyDir`` that
+the agent's container alone mounts, and the agent reads the file and deletes it before any build
+step runs (``--token-file``), so no step finds it on disk, in an environment or on a command line.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ AGENT_SELECTOR: Mapping[str, str] = {LABEL_NAME: AGENT_NAME, LABEL_MANAGED_BY: M
 # Set by the Job controller on each pod it creates (Kubernetes 1.27 and later).
 POD_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
-# never RAIBID_*: raibid-api reads those as configuration
-TOKEN_ENV = "AGENT_TOKEN"  # noqa: S105  (a variable name, not a secret)
 TOKEN_KEY = "token"  # noqa: S105  (the key inside the Secret, not a secret)
+CLAIM_MOUNT = "/run/secrets/raibid"  # the Secret, in the init container only
+CLAIM_DIR = "/run/raibid"  # a memory emptyDir: the copy the agent deletes once read
+CLAIM_FILE = f"{CLAIM_DIR}/{TOKEN_KEY}"
 AGENT_UID = 10001  # the image's USER; the emptyDir volumes are group-writable through fsGroup
 WORKSPACE = "/workspace"
 HOME = "/home/raibid"
@@ -45,10 +49,11 @@ class AgentJobTemplate:
     namespace: str
     image: str
     server_url: str
-    token_secret: str
     service_account: str | None = None
     cpu: str = "1"
     memory: str = "2Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
     ttl_seconds: int = 3600
     job_timeout_s: int = 3600
     node_selector: Mapping[str, str] = field(default_factory=dict)
@@ -61,10 +66,11 @@ class AgentJobTemplate:
             namespace=kube.namespace,
             image=kube.image,
             server_url=in_cluster_url(settings),
-            token_secret=kube.agent_token_secret,
             service_account=kube.service_account,
             cpu=kube.cpu,
             memory=kube.memory,
+            cpu_limit=kube.cpu_limit,
+            memory_limit=kube.memory_limit,
             ttl_seconds=kube.ttl_seconds_after_finished,
             job_timeout_s=int(settings.jobs.timeout.total_seconds()),
             node_selector=dict(kube.node_selector),
@@ -98,10 +104,38 @@ def agent_labels(job_id: str, attempt: int) -> dict[str, str]:
     }
 
 
+_RESTRICTED = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _token_copier(template: AgentJobTemplate) -> dict[str, Any]:
+    """The init container that copies the claim token where the agent can delete it."""
+    return {
+        "name": "token",
+        "image": template.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["cp", f"{CLAIM_MOUNT}/{TOKEN_KEY}", CLAIM_FILE],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+        },
+        "securityContext": dict(_RESTRICTED),
+        "volumeMounts": [
+            {"name": "claim-token", "mountPath": CLAIM_MOUNT, "readOnly": True},
+            {"name": "agent-token", "mountPath": CLAIM_DIR},
+        ],
+    }
+
+
 def _container(template: AgentJobTemplate, name: str) -> dict[str, Any]:
     timeout = format_duration(timedelta(seconds=template.job_timeout_s))
     args = [
-        "agent", "--server", template.server_url, "--token", f"$({TOKEN_ENV})",
+        "agent", "--server", template.server_url, "--token-file", CLAIM_FILE,
         "--agent-id", name, "--once", "--workspace", WORKSPACE, "--job-timeout", timeout,
     ]  # fmt: skip
     return {
@@ -110,25 +144,14 @@ def _container(template: AgentJobTemplate, name: str) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         # args, not command: the image's tini entrypoint reaps the build's processes
         "args": args,
-        "env": [
-            {
-                "name": TOKEN_ENV,
-                "valueFrom": {"secretKeyRef": {"name": template.token_secret, "key": TOKEN_KEY}},
-            }
-        ],
         "workingDir": WORKSPACE,
         "resources": {
             "requests": {"cpu": template.cpu, "memory": template.memory},
-            "limits": {"memory": template.memory},
+            "limits": {"cpu": template.cpu_limit, "memory": template.memory_limit},
         },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": dict(_RESTRICTED),
         "volumeMounts": [
+            {"name": "agent-token", "mountPath": CLAIM_DIR},
             {"name": "workspace", "mountPath": WORKSPACE},
             {"name": "home", "mountPath": HOME},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108  (an emptyDir of this pod alone)
@@ -150,8 +173,11 @@ def _pod_spec(template: AgentJobTemplate, name: str) -> dict[str, Any]:
             "fsGroup": AGENT_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
+        "initContainers": [_token_copier(template)],
         "containers": [_container(template, name)],
         "volumes": [
+            {"name": "claim-token", "secret": {"secretName": name, "defaultMode": 0o440}},
+            {"name": "agent-token", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
             {"name": "workspace", "emptyDir": {"sizeLimit": "10Gi"}},
             {"name": "home", "emptyDir": {"sizeLimit": "2Gi"}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}},
@@ -183,4 +209,32 @@ def agent_job(template: AgentJobTemplate, job_id: str, attempt: int) -> dict[str
             "ttlSecondsAfterFinished": template.ttl_seconds,
             "template": {"metadata": {"labels": labels}, "spec": _pod_spec(template, name)},
         },
+    }
+
+
+def claim_token_secret(
+    template: AgentJobTemplate, job_id: str, attempt: int, *, token: str, owner_uid: str
+) -> dict[str, Any]:
+    """The v1 Secret holding the claim token of ``job_id``'s attempt, owned by its agent Job.
+
+    It has the Job's name (the pod's volume refers to it) and an owner reference to the Job, so
+    deleting the Job, or its TTL running out, deletes the Secret with it.
+
+    Raises:
+        InvalidJobIdError: ``job_id`` is not a UUID.
+    """
+    name = agent_job_name(job_id, attempt)
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": owner_uid}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": template.namespace,
+            "labels": agent_labels(job_id, attempt),
+            "ownerReferences": [owner],
+        },
+        "type": "Opaque",
+        "immutable": True,
+        "stringData": {TOKEN_KEY: token},
     }

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from raibid_api.domain.jobs import Job, JobFilter, JobStatus
+from raibid_api.domain.jobs import Job, JobFilter, JobStatus, parse_job_id
+from raibid_api.errors import JobNotFoundError
 from raibid_api.jobs.service import JobService
 
 PAGE = 200
@@ -36,6 +37,10 @@ class JobSource(Protocol):
 
     async def holdings(self) -> dict[str, str]:
         """Which agent (by id) holds which job, for the agents that hold one."""
+        ...
+
+    async def cancelled(self, job_ids: Collection[str]) -> set[str]:
+        """Which of ``job_ids`` were cancelled (or are gone): their agents have nothing to do."""
         ...
 
 
@@ -70,3 +75,16 @@ class ServiceJobSource:
             async for job in self._each(JobStatus.RUNNING)
             if job["agent_id"]
         }
+
+    async def cancelled(self, job_ids: Collection[str]) -> set[str]:
+        """Which of ``job_ids`` were cancelled (or are gone): their agents have nothing to do."""
+        found = set()
+        for job_id in job_ids:
+            try:
+                job = await self._jobs.get(parse_job_id(job_id))
+            except JobNotFoundError:
+                found.add(job_id)
+                continue
+            if job["status"] == JobStatus.CANCELLED:
+                found.add(job_id)
+        return found

@@ -8,7 +8,8 @@ cannot start (image pull errors, a missing Secret, no node fits) are logged once
 Two kinds of finished Jobs are deleted: a Job whose CI job still waits at the same attempt (its
 agent took another job, or failed before claiming), so a new Job of that name can be created,
 after `RETRY_DELAY_MS` when it failed; and any Job past ``ttlSecondsAfterFinished`` plus
-`TTL_GRACE_MS`, which a cluster with the TTL controller has deleted already.
+`TTL_GRACE_MS`, which a cluster with the TTL controller has deleted already. A running Job is
+deleted when its CI job was cancelled: its pod (and its Secret) go with it, in the background.
 """
 
 from __future__ import annotations
@@ -71,12 +72,26 @@ def _deletion(
 
 
 def plan_deletions(
-    agent_jobs: Sequence[AgentJob], pending: Sequence[PendingJob], now_ms: int, rules: DeletionRules
+    agent_jobs: Sequence[AgentJob],
+    pending: Sequence[PendingJob],
+    now_ms: int,
+    rules: DeletionRules,
+    cancelled: Set[str] = frozenset(),
 ) -> list[Deletion]:
-    """The finished agent Jobs to delete now."""
+    """The agent Jobs to delete now: finished ones, and running ones of ``cancelled`` jobs."""
     waiting = {(p.job_id, p.attempt) for p in pending}
-    found = (_deletion(job, waiting, now_ms, rules) for job in agent_jobs)
+    found = [
+        Deletion(job.name, "its job was cancelled")
+        if job.phase is Phase.ACTIVE and job.job_id in cancelled
+        else _deletion(job, waiting, now_ms, rules)
+        for job in agent_jobs
+    ]
     return [deletion for deletion in found if deletion is not None]
+
+
+def running_job_ids(agent_jobs: Sequence[AgentJob]) -> set[str]:
+    """The CI jobs the running agent Jobs are for."""
+    return {job.job_id for job in agent_jobs if job.phase is Phase.ACTIVE and job.job_id}
 
 
 def pods_by_job(pods: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -157,15 +172,16 @@ class AgentJobWatcher:
                              attempt=job.attempt, reason=problem)  # fmt: skip
 
     async def clean_up(
-        self, agent_jobs: Sequence[AgentJob], pending: Sequence[PendingJob], now_ms: int
-    ) -> list[str]:
-        """Delete the finished agent Jobs `plan_deletions` names; return their names.
+        self, agent_jobs: Sequence[AgentJob], pending: Sequence[PendingJob], now_ms: int,
+        cancelled: Set[str] = frozenset(),
+    ) -> list[str]:  # fmt: skip
+        """Delete the agent Jobs `plan_deletions` names; return their names.
 
         Raises:
             ServiceUnavailableError: the Kubernetes API refused or did not answer.
         """
         deleted = []
-        for deletion in plan_deletions(agent_jobs, pending, now_ms, self._rules):
+        for deletion in plan_deletions(agent_jobs, pending, now_ms, self._rules, cancelled):
             await self._api.delete_job(deletion.name)
             deleted.append(deletion.name)
             _log.info("agent Job deleted", agent_job=deletion.name, why=deletion.why)

@@ -127,6 +127,47 @@ class AgentService:
         if job is None or job["status"] != JobStatus.PENDING:
             await self._agents.drop_entry(entry_id)  # the entry outlived its job's wait
             return None
+        return await self._start(agent_id, job)
+
+    async def claim_as_pod(
+        self, pod_uid: str, agent_id: str, labels: Sequence[str], wait: float,
+        gone: Callable[[], Awaitable[bool]], remember_ms: int,
+    ) -> Claim | None:  # fmt: skip
+        """`claim` for the agent pod ``pod_uid``, which claims at most one job in its life.
+
+        While a claim of the pod waits, or once one got a job (remembered ``remember_ms``),
+        every other claim with the pod's identity answers None at once: a token a build step
+        took from its pod claims nothing.
+        """
+        if not await self._agents.reserve_pod(pod_uid, int((wait + 60) * 1000)):
+            return None
+        try:
+            found = await self.claim(agent_id, labels, wait, gone)
+        except BaseException:
+            await self._agents.release_pod(pod_uid)
+            raise
+        if found is None:
+            await self._agents.release_pod(pod_uid)
+            return None
+        await self._agents.settle_pod(pod_uid, str(found.job["id"]), remember_ms)
+        return found
+
+    async def claim_job(self, agent_id: str, job_id: str, attempt: int) -> Claim | None:
+        """Hand ``agent_id`` exactly ``job_id`` at ``attempt``, if it waits at that attempt now.
+
+        The claim of a claim token (`raibid_api.jobs.claim_tokens`): no queue entry is read, the
+        job's entry stays in the stream and goes when the job ends, as for any running job. A job
+        that runs already, ended, or moved on to another attempt answers None at once: the
+        token's attempt will never be claimable again.
+        """
+        await self._seen(agent_id, None, [])
+        job = await self._store.get(job_id)
+        if job is None or job["status"] != JobStatus.PENDING or job["attempt"] != attempt:
+            return None
+        return await self._start(agent_id, job)
+
+    async def _start(self, agent_id: str, job: Job) -> Claim | None:
+        job_id = str(job["id"])
         token = secrets.token_urlsafe(32)
         now = self._clock.now_ms()
         lease_until = now + self._limits.lease_ms

@@ -227,6 +227,29 @@ class AgentStore:
         await self._redis.hset(self._keys.agents, agent_id, orjson.dumps(merged).decode())
 
     @shielded
+    async def claim_key(self, candidate: str) -> str:
+        """The cluster's claim-token key: ``candidate`` unless a replica stored one before."""
+        await self._redis.set(self._keys.claim_key, candidate, nx=True)
+        stored = await self._redis.get(self._keys.claim_key)
+        return str(stored or candidate)
+
+    @shielded
+    async def reserve_pod(self, pod_uid: str, ttl_ms: int) -> bool:
+        """Mark pod ``pod_uid`` as claiming; False when it claims or claimed already."""
+        return bool(await self._redis.set(self._keys.pod_claim(pod_uid), "claiming",
+                                          nx=True, px=ttl_ms))  # fmt: skip
+
+    @shielded
+    async def settle_pod(self, pod_uid: str, job_id: str, ttl_ms: int) -> None:
+        """Record the one job pod ``pod_uid`` claimed, for ``ttl_ms``."""
+        await self._redis.set(self._keys.pod_claim(pod_uid), job_id, px=ttl_ms)
+
+    @shielded
+    async def release_pod(self, pod_uid: str) -> None:
+        """Forget a reservation that claimed nothing: the pod may claim again."""
+        await self._redis.delete(self._keys.pod_claim(pod_uid))
+
+    @shielded
     async def return_entry(self, entry_id: str, job_id: str) -> None:
         """Put a delivered entry back for another agent: same job, same attempt, fresh entry."""
         await self._return(

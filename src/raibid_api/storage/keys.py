@@ -85,6 +85,15 @@ class Keys:
         return f"{self.prefix}:agents"
 
     @property
+    def claim_key(self) -> str:
+        """String; the key claim tokens are signed with (``dispatch.mode: kubernetes``)."""
+        return f"{self.prefix}:dispatch:claim-key"
+
+    def pod_claim(self, pod_uid: str) -> str:
+        """String; what the agent pod ``pod_uid`` claimed (``dispatch.mode: keda``); expires."""
+        return f"{self.prefix}:pod-claim:{pod_uid}"
+
+    @property
     def outbox_status(self) -> str:
         """Stream of commit statuses still to report to the forge."""
         return f"{self.prefix}:outbox:status"

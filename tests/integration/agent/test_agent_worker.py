@@ -254,3 +254,20 @@ async def test_sigterm_stops_an_idle_agent_gracefully(
     os.kill(os.getpid(), signal.SIGTERM)
 
     assert await asyncio.wait_for(agent, 5) == 0
+
+
+async def test_an_agent_told_no_job_at_once_backs_off_instead_of_asking_in_a_tight_loop(
+    double: ProtocolDouble, tmp_path: Path
+) -> None:
+    double.claims_answer_at_once = True
+    async with AgentClient(double.url, "agent-token") as client:
+        worker = worker_for(client, tmp_path / "ws")
+        started = time.monotonic()
+        loop = asyncio.create_task(worker.run_loop("agent-a", once=True))
+        try:
+            await eventually(lambda: double.claims >= 4, 20, "four claims")
+        finally:
+            worker.shutdown()
+            assert await loop == 0
+    # three pauses between four claims, each at least half its backoff step: 0.25, 0.5, 1 s
+    assert time.monotonic() - started >= 1.75

@@ -167,6 +167,19 @@ MALFORMED_CASES: dict[str, tuple[Send, int, str]] = {
         job_call("logs", {"lines": ["a"], "attempt": 2}), 422, "validation_error"),
     "claim with a malformed agent id": (
         claim_with(None, {"agent_id": "agent x/../y", "wait": 0}), 422, "validation_error"),
+    "claim waiting false": (
+        claim_with(None, {"agent_id": "agent-x", "wait": False}), 422, "validation_error"),
+    "claim waiting a numeric string": (
+        claim_with(None, {"agent_id": "agent-x", "wait": "1"}), 422, "validation_error"),
+    "heartbeat waiting false": (job_call("heartbeat", {"wait": False}), 422, "validation_error"),
+    "log batch with a boolean offset": (
+        job_call("logs", {"offset": True, "lines": ["a"]}), 422, "validation_error"),
+    "log batch that is not UTF-8": (
+        raw_call("logs", b'{"lines": ["\xff\xfe"]}'), 400, "invalid_json"),
+    "log batch nested past the recursion limit": (
+        raw_call("logs", b"[" * 100_000 + b"]" * 100_000), 400, "invalid_json"),
+    "log batch with a 5000-digit offset": (
+        raw_call("logs", b'{"offset": ' + b"9" * 5000 + b', "lines": []}'), 400, "invalid_json"),
     "claim waiting longer than allowed": (
         claim_with(None, {"agent_id": "agent-x", "wait": 61}), 422, "validation_error"),
 }  # fmt: skip
@@ -193,6 +206,10 @@ COMPLETE_CASES: dict[str, tuple[Send, int, str]] = {
     "complete without a status": (job_call("complete", {"exit_code": 0}), 422, "validation_error"),
     "complete with an exit code that is no number": (
         job_call("complete", {"status": "failed", "exit_code": "one"}), 422, "validation_error"),
+    "complete with a boolean exit code": (
+        job_call("complete", {"status": "success", "exit_code": True}), 422, "validation_error"),
+    "complete with a fractional exit code": (
+        job_call("complete", {"status": "failed", "exit_code": 1.5}), 422, "validation_error"),
     "complete with an overlong reason": (
         job_call("complete", {"status": "failed", "reason": "r" * 201}), 422, "validation_error"),
     "complete that is not JSON": (raw_call("complete", b"success"), 400, "invalid_json"),

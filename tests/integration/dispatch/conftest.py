@@ -20,7 +20,7 @@ from raibid_api.app import create_app
 from raibid_api.dispatch.cluster import LightkubeClusterApi
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher, create_dispatcher
 from raibid_api.embedded import EmbeddedRedis
-from tests.support.dispatch import DispatcherFactory, base_settings
+from tests.support.dispatch import CLAIM_KEY, DispatcherFactory, base_settings
 from tests.support.factories import ManualClock
 from tests.support.kube_double import KubeDouble
 
@@ -75,6 +75,6 @@ async def dispatcher_for(
             )
             api = LightkubeClusterApi.connect("ci", KubeConfig.from_file(kubeconfig))
             stack.push_async_callback(api.close)
-            return create_dispatcher(settings, state.jobs, clock, api=api)
+            return create_dispatcher(settings, state.jobs, clock, CLAIM_KEY, api=api)
 
         yield build

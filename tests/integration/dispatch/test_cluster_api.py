@@ -31,13 +31,14 @@ async def api(kubeconfig: Path) -> AsyncIterator[LightkubeClusterApi]:
     await cluster.close()
 
 
-async def test_create_answers_true_then_false_when_the_name_exists(
+async def test_create_answers_the_uid_then_none_when_the_name_exists(
     api: LightkubeClusterApi, kube: KubeDouble
 ) -> None:
     body = agent_job(TEMPLATE, JOB_IDS[0], 1)
-    assert await api.create_job(body) is True
-    assert await api.create_job(body) is False
+    uid = await api.create_job(body)
+    assert await api.create_job(body) is None
     assert kube.job_names() == [body["metadata"]["name"]]
+    assert uid == kube.job(body["metadata"]["name"])["metadata"]["uid"]
     posts = [r for r in kube.requests if r[0] == "POST"]
     assert [path for _, path, _ in posts] == ["/apis/batch/v1/namespaces/ci/jobs"] * 2
 

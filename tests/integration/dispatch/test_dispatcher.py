@@ -14,9 +14,9 @@ from raibid_api.dispatch.cluster import LightkubeClusterApi
 from raibid_api.dispatch.dispatcher import KubernetesDispatcher, PassResult
 from raibid_api.dispatch.manifests import AgentJobTemplate, agent_job, agent_job_name
 from raibid_api.dispatch.sources import ServiceJobSource
-from raibid_api.domain.jobs import format_time
+from raibid_api.domain.jobs import format_time, parse_job_id
 from raibid_api.errors import ServiceUnavailableError
-from tests.support.dispatch import DispatcherFactory, claim, trigger
+from tests.support.dispatch import CLAIM_KEY, DispatcherFactory, claim, trigger
 from tests.support.factories import ManualClock
 from tests.support.kube_double import KubeDouble
 from tests.support.logs import LogEvents
@@ -240,7 +240,7 @@ async def test_dispatch_loop_survives_a_refusing_api_and_dispatches_once_it_answ
     api = LightkubeClusterApi.connect("ci", KubeConfig.from_file(kubeconfig))
     template = AgentJobTemplate.from_settings(load_settings(None, dispatch={"mode": "kubernetes"}))
     dispatcher = KubernetesDispatcher(
-        api, ServiceJobSource(state.jobs), template, clock, interval=0.02
+        api, ServiceJobSource(state.jobs), template, clock, CLAIM_KEY, interval=0.02
     )
     loop = asyncio.create_task(dispatcher.run())
     try:
@@ -256,3 +256,23 @@ async def test_dispatch_loop_survives_a_refusing_api_and_dispatches_once_it_answ
         with pytest.raises(asyncio.CancelledError):
             await loop
     assert "403 Forbidden" in captured_logs.warnings_about("dispatch pass skipped")[0]["reason"]
+
+
+async def test_cancelling_a_job_deletes_its_running_agent_job_with_its_pod_and_secret(
+    state: AppState, kube: KubeDouble, dispatcher_for: DispatcherFactory
+) -> None:
+    [job_id, other] = await trigger(state, 2)
+    dispatcher = dispatcher_for()
+    await dispatcher.dispatch_once()
+    name = agent_job_name(job_id, 1)
+    pod = kube.run_pod(name, {"running": {"startedAt": "2026-03-01T12:00:00Z"}}, phase="Running")
+    await state.jobs.cancel(parse_job_id(job_id))
+
+    result = await dispatcher.dispatch_once()
+
+    assert result.deleted == [name]
+    assert kube.job_names() == [agent_job_name(other, 1)]
+    assert ("ci", pod["metadata"]["name"]) not in kube.pods
+    assert ("ci", name) not in kube.secrets
+    (delete,) = [query for method, _, query in kube.requests if method == "DELETE"]
+    assert delete.get("propagationPolicy") == "Background"

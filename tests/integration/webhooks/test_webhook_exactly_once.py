@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
 
+from raibid_api.webhooks.spool import SUFFIX
 from tests.support.api import READ, WRITE
+from tests.support.polling import eventually
 from tests.support.webhook_deliveries import deliver, job_ids, new_id, push_body, sha
 from tests.support.webhook_samples import SECRET, hex_hmac
 
@@ -43,7 +46,7 @@ async def test_redelivery_after_the_job_ended_still_returns_that_job(
 
 
 async def test_two_hundred_concurrent_deliveries_of_fifty_ids_make_fifty_jobs(
-    client: httpx.AsyncClient, raw_redis: Redis, prefix: str
+    client: httpx.AsyncClient, raw_redis: Redis, prefix: str, spool_dir: Path
 ) -> None:
     # 50 pushes of distinct commits, each delivered 4 times under its own delivery id, at once
     deliveries = [(push_body(sha(n), branch="main"), new_id()) for n in range(50)]
@@ -51,17 +54,29 @@ async def test_two_hundred_concurrent_deliveries_of_fifty_ids_make_fifty_jobs(
 
     answers = await asyncio.gather(*sends)
 
-    assert sorted({a.status_code for a in answers}) == [200, 202]
-    assert [a.status_code for a in answers].count(202) == 50
+    # on a busy machine a delivery that could not be stored within webhooks.store_deadline is
+    # spooled (202, no job yet) and replayed: exactly-once holds once the spool is drained
+    spooled = [a for a in answers if a.status_code == 202 and a.json().get("spooled")]
+    stored = [a for a in answers if a not in spooled]
+    assert {a.status_code for a in stored} <= {200, 202}
+    assert [a.status_code for a in stored].count(202) <= 50
     by_delivery: dict[str, set[str]] = {}
     for (_, delivery), answer in zip(
         [pair for pair in deliveries for _ in range(4)], answers, strict=True
     ):
-        by_delivery.setdefault(delivery, set()).add(answer.json()["job_id"])
+        if answer not in spooled:
+            by_delivery.setdefault(delivery, set()).add(answer.json()["job_id"])
     assert all(len(jobs) == 1 for jobs in by_delivery.values())
+
+    async def fifty_jobs() -> bool:
+        return len(await job_ids(raw_redis, prefix)) >= 50 and not list(
+            spool_dir.glob(f"*{SUFFIX}")
+        )
+
+    await eventually(fifty_jobs, timeout=30.0, what="the spool to drain into fifty jobs")
     made = await job_ids(raw_redis, prefix)
     assert len(made) == 50
-    assert made == {job for jobs in by_delivery.values() for job in jobs}
+    assert {job for jobs in by_delivery.values() for job in jobs} <= made
     assert await raw_redis.xlen(f"{prefix}:jobs") == 50
 
 

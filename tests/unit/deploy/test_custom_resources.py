@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from raibid_api.config import KedaSettings, KubernetesSettings
 from tests.support.manifests import (
     FLUX,
     KUBERNETES,
@@ -40,11 +41,6 @@ FLUX_OBJECTS = target_manifests(FLUX)
 GIT_REPOSITORY = find(FLUX_OBJECTS, "GitRepository", "raibid-api")
 FLUX_KUSTOMIZATION = find(FLUX_OBJECTS, "Kustomization", "raibid-api")
 FLUX_DURATION = re.compile(r"^(\d+(ms|s|m|h))+$")
-
-
-def _agent_token_secret() -> str:
-    (env,) = [e for e in AGENT["env"] if e["name"] == "AGENT_TOKEN"]
-    return str(env["valueFrom"]["secretKeyRef"]["name"])
 
 
 def _service_address(name: str) -> tuple[str, int]:
@@ -102,10 +98,12 @@ def test_scaled_job_template_is_a_valid_batch_v1_job_spec(schema_version: str) -
     kubernetes_validate.validate(job, schema_version, strict=True)
 
 
-def test_agent_pods_never_receive_redis_credentials() -> None:
-    assert secrets_referenced(AGENT_POD) == {_agent_token_secret()}
+def test_agent_pods_receive_no_secret_at_all() -> None:
+    assert secrets_referenced(AGENT_POD) == set()
     assert "raibid-redis" in secrets_referenced(SERVER_POD)
     assert AGENT_POD["automountServiceAccountToken"] is False
+    assert "env" not in AGENT
+    assert "envFrom" not in AGENT
 
 
 def test_redis_accepts_connections_from_the_server_and_not_from_agents() -> None:
@@ -117,7 +115,7 @@ def test_redis_accepts_connections_from_the_server_and_not_from_agents() -> None
     assert not any(peer.items() <= agent.items() for peer in pod_peers)
 
 
-def test_agent_runs_one_job_against_the_in_cluster_server_with_the_agent_token() -> None:
+def test_agent_runs_one_job_against_the_in_cluster_server() -> None:
     args = AGENT["args"]
     assert args[0] == "agent"
     assert "--once" in args
@@ -126,8 +124,7 @@ def test_agent_runs_one_job_against_the_in_cluster_server_with_the_agent_token()
         "http",
         *_service_address("raibid-api"),
     )
-    assert args[args.index("--token") + 1] == "$(AGENT_TOKEN)"
-    assert _agent_token_secret() in secrets_referenced(SERVER_POD)
+    assert "--token" not in args
 
 
 def test_scaled_job_leaves_running_builds_alone_and_never_retries_an_agent() -> None:
@@ -169,3 +166,30 @@ def test_flux_health_checks_name_objects_the_overlay_deploys() -> None:
     checks = {(c["apiVersion"], c["kind"], c["name"], c["namespace"]) for c in spec["healthChecks"]}
     assert ("apps/v1", "Deployment", "raibid-api", NAMESPACE) in checks
     assert checks <= deployed
+
+
+def test_keda_agents_have_the_size_of_the_dispatcher_s_agents() -> None:
+    kube = KubernetesSettings()
+    assert AGENT["resources"] == {
+        "requests": {"cpu": kube.cpu, "memory": kube.memory},
+        "limits": {"cpu": kube.cpu_limit, "memory": kube.memory_limit},
+    }
+
+
+def test_agent_claims_with_its_pod_s_token_which_only_the_init_container_mounts() -> None:
+    volumes = {volume["name"]: volume for volume in AGENT_POD["volumes"]}
+    (source,) = volumes["pod-identity"]["projected"]["sources"]
+    token = source["serviceAccountToken"]
+    assert token["audience"] == KedaSettings().audience
+    assert token["expirationSeconds"] <= 3600
+    (copier,) = AGENT_POD["initContainers"]
+    copier_mounts = {m["name"]: m["mountPath"] for m in copier["volumeMounts"]}
+    agent_mounts = {m["name"]: m["mountPath"] for m in AGENT["volumeMounts"]}
+    assert "pod-identity" not in agent_mounts
+    assert volumes["agent-token"]["emptyDir"]["medium"] == "Memory"
+    command, copied_from, copied_to = copier["command"]
+    assert command == "cp"
+    assert copied_from == f"{copier_mounts['pod-identity']}/{token['path']}"
+    assert copied_to.startswith(agent_mounts["agent-token"] + "/")
+    assert AGENT["args"][AGENT["args"].index("--token-file") + 1] == copied_to
+    assert AGENT_POD["serviceAccountName"] == KedaSettings().service_account

@@ -133,3 +133,12 @@ def test_context_filter_keeps_local_state_out_of_the_build() -> None:
     for path in (".venv", ".git", "tests", "deploy", ".raibid", "src/raibid_api/__pycache__/a.pyc"):
         assert _ignored(path), path
     assert not _ignored("src/raibid_api/config.py")
+
+
+def test_the_image_installs_the_locked_dependencies_then_the_wheel_alone() -> None:
+    (venv,) = [stage for stage in _stages() if stage[0][1].endswith(" AS venv")]
+    copies = [argument for key, argument in venv if key == "COPY"]
+    install = " ".join(argument for key, argument in venv if key == "RUN" and "pip" in argument)
+    assert "requirements.lock /tmp/requirements.lock" in copies
+    assert "pip install -r /tmp/requirements.lock" in install
+    assert "pip install --no-deps /dist/*.whl" in install

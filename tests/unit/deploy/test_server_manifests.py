@@ -85,11 +85,30 @@ def test_service_and_network_policy_open_the_container_http_port() -> None:
     assert [p["port"] for p in rule["ports"]] == [container_port]
 
 
-def test_keda_overlay_gives_the_server_no_kubernetes_credentials() -> None:
+def _rules(role: Document) -> dict[tuple[str, str], list[str]]:
+    return {
+        (group, resource): sorted(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
+def test_keda_overlay_lets_the_server_review_tokens_and_do_nothing_else() -> None:
     account = find(KEDA, "ServiceAccount", POD["serviceAccountName"])
-    assert account["automountServiceAccountToken"] is False
-    assert POD["automountServiceAccountToken"] is False
-    assert [m.label for m in KEDA if m.kind in RBAC_KINDS] == []
+    assert account["automountServiceAccountToken"] is False  # only the server's pod mounts it
+    assert POD["automountServiceAccountToken"] is False  # in base; the overlay patches it in
+    (patch,) = load_documents(KUBERNETES / "overlays/keda/deployment-patch.yaml")
+    assert patch["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    rbac = [m.body for m in KEDA if m.kind in RBAC_KINDS]
+    assert sorted(obj["kind"] for obj in rbac) == ["ClusterRole", "ClusterRoleBinding"]
+    role = find(KEDA, "ClusterRole", "raibid-api-token-review")
+    assert _rules(role) == {("authentication.k8s.io", "tokenreviews"): ["create"]}
+    binding = find(KEDA, "ClusterRoleBinding", "raibid-api-token-review")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": POD["serviceAccountName"], "namespace": NAMESPACE}
+    ]
 
 
 def _patched_pod() -> Document:
@@ -99,19 +118,14 @@ def _patched_pod() -> Document:
     return spec
 
 
-def test_dispatch_role_grants_only_job_and_pod_access_in_the_namespace() -> None:
+def test_dispatch_role_grants_only_job_pod_and_secret_access_in_the_namespace() -> None:
     (role,) = [m.body for m in DISPATCH if m.kind == "Role"]
     assert role["metadata"]["namespace"] == NAMESPACE
-    rules = {
-        (group, resource): sorted(rule["verbs"])
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
-    assert rules == {
-        ("batch", "jobs"): sorted(["create", "get", "list", "watch", "delete"]),
-        ("", "pods"): ["get", "list"],
-        ("", "pods/log"): ["get"],
+    # tests/integration/dispatch/test_rbac.py checks these against the dispatcher's calls
+    assert _rules(role) == {
+        ("batch", "jobs"): ["create", "delete", "list"],
+        ("", "pods"): ["list"],
+        ("", "secrets"): ["create"],
     }
     assert not [m for m in DISPATCH if m.kind in {"ClusterRole", "ClusterRoleBinding"}]
 

@@ -22,16 +22,15 @@ from raibid_api.dispatch.manifests import (
     AgentJobTemplate,
     agent_job,
     agent_job_name,
+    claim_token_secret,
 )
 from raibid_api.errors import InvalidJobIdError
+from tests.support.manifests import OLDEST_SUPPORTED, SCHEMA_VERSIONS
 
-OLDEST_SUPPORTED = "1.30"
-SCHEMA_VERSIONS = (OLDEST_SUPPORTED, str(kubernetes_validate.latest_version()))
 JOB_ID = "3f2a9c1e-7b4d-4c55-8e0f-0123456789ab"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # The ServiceAccount and Secret that deploy/kubernetes/components/agents and the docs define.
 DEPLOYED_SERVICE_ACCOUNT = "raibid-agent"
-DEPLOYED_TOKEN_SECRET = "raibid-agent-token"
 
 
 def settings(**kubernetes: Any) -> Settings:
@@ -58,7 +57,7 @@ def container(job: dict[str, Any]) -> dict[str, Any]:
 
 MINIMAL = AgentJobTemplate(
     namespace="builds", image="agent:1", server_url="http://raibid.builds.svc:8080",
-    token_secret="agent-token", service_account=None, ttl_seconds=0, node_selector={},
+    service_account=None, ttl_seconds=0, node_selector={},
 )  # fmt: skip
 
 
@@ -89,43 +88,71 @@ def test_schema_check_rejects_a_misspelt_field_of_the_agent_job() -> None:
 
 
 def test_agent_pod_meets_the_restricted_pod_security_standard() -> None:
-    job = body()
-    spec, context = pod(job), container(job)["securityContext"]
+    spec = pod(body())
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] != 0
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"] == {"drop": ["ALL"]}
-    assert context["runAsNonRoot"] is True
-    assert context.get("privileged") is not True
+    for each in spec["initContainers"] + spec["containers"]:
+        context = each["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["runAsNonRoot"] is True
+        assert context["readOnlyRootFilesystem"] is True
+        assert context.get("privileged") is not True
     assert not {"hostNetwork", "hostPID", "hostIPC"} & spec.keys()
-    assert all(set(volume) == {"name", "emptyDir"} for volume in spec["volumes"])
+    kinds = {volume["name"]: set(volume) - {"name"} for volume in spec["volumes"]}
+    assert kinds == {
+        "claim-token": {"secret"}, "agent-token": {"emptyDir"}, "workspace": {"emptyDir"},
+        "home": {"emptyDir"}, "tmp": {"emptyDir"},
+    }  # fmt: skip
 
 
-def test_agent_pod_writes_only_to_its_own_empty_dirs() -> None:
+def test_agent_container_writes_only_to_its_own_empty_dirs_and_never_mounts_the_secret() -> None:
     job = body()
     spec, agent = pod(job), container(job)
     assert agent["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {mount["mountPath"]: mount["name"] for mount in agent["volumeMounts"]}
-    assert set(mounts) == {"/workspace", "/tmp", "/home/raibid"}
+    assert set(mounts) == {"/workspace", "/tmp", "/home/raibid", "/run/raibid"}
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
-    assert set(mounts.values()) == set(volumes)
+    assert all("emptyDir" in volumes[name] for name in mounts.values())
+    assert volumes[mounts["/run/raibid"]]["emptyDir"]["medium"] == "Memory"
     assert agent["workingDir"] == "/workspace"
 
 
-def test_agent_pod_gets_only_its_token_and_no_raibid_or_service_link_variables() -> None:
-    job = body(agent_token_secret=DEPLOYED_TOKEN_SECRET)
+def test_agent_pod_s_only_credential_is_its_own_job_s_secret_copied_for_the_agent() -> None:
+    job = body()
     spec, agent = pod(job), container(job)
+    name = job["metadata"]["name"]
     assert spec["enableServiceLinks"] is False
     assert spec["automountServiceAccountToken"] is False
-    assert agent["env"] == [
-        {
-            "name": "AGENT_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": DEPLOYED_TOKEN_SECRET, "key": "token"}},
-        }
-    ]
-    assert not [e for e in agent["env"] if e["name"].startswith("RAIBID_")]
+    assert "env" not in agent
     assert "envFrom" not in agent
+    secrets = [volume["secret"]["secretName"] for volume in spec["volumes"] if "secret" in volume]
+    assert secrets == [name]
+    (copier,) = spec["initContainers"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in copier["volumeMounts"]}
+    source, target = copier["command"][1:]
+    assert copier["command"][0] == "cp"
+    assert source == f"{mounts['claim-token']}/token"
+    params = _parse_agent_command(agent["args"])
+    assert str(params["token_file"]) == target
+    assert target.startswith(mounts["agent-token"] + "/")
+
+
+def test_claim_token_secret_is_owned_by_its_job_and_holds_only_the_token() -> None:
+    template = AgentJobTemplate.from_settings(settings())
+    job = agent_job(template, JOB_ID, 2)
+    secret = claim_token_secret(template, JOB_ID, 2, token="rjc1.x", owner_uid="uid-1")
+    assert secret["metadata"]["name"] == job["metadata"]["name"]
+    assert secret["metadata"]["namespace"] == job["metadata"]["namespace"]
+    assert secret["metadata"]["labels"] == job["metadata"]["labels"]
+    assert secret["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"], "uid": "uid-1"}
+    ]
+    assert secret["stringData"] == {"token": "rjc1.x"}
+    assert secret["immutable"] is True
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(secret, version, strict=True)
 
 
 def test_agent_job_runs_once_never_restarts_and_ends_after_the_job_timeout() -> None:
@@ -141,6 +168,8 @@ def test_agent_job_uses_the_configured_image_resources_account_and_nodes() -> No
         image="registry.example/agent:1.2.3",
         cpu="500m",
         memory="1Gi",
+        cpu_limit="3",
+        memory_limit="6Gi",
         service_account=DEPLOYED_SERVICE_ACCOUNT,
         node_selector={"kubernetes.io/arch": "amd64"},
     )
@@ -148,11 +177,18 @@ def test_agent_job_uses_the_configured_image_resources_account_and_nodes() -> No
     assert agent["image"] == "registry.example/agent:1.2.3"
     assert agent["resources"] == {
         "requests": {"cpu": "500m", "memory": "1Gi"},
-        "limits": {"memory": "1Gi"},
+        "limits": {"cpu": "3", "memory": "6Gi"},
     }
     assert spec["serviceAccountName"] == DEPLOYED_SERVICE_ACCOUNT
     assert spec["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
     assert job["metadata"]["namespace"] == "ci"
+
+
+def test_agents_get_two_cpus_and_4_gib_and_reserve_half_by_default() -> None:
+    assert container(body())["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi"},
+    }
 
 
 def test_agent_job_and_its_pod_carry_the_agent_labels_and_the_job_they_are_for() -> None:
@@ -168,9 +204,7 @@ def _parse_agent_command(args: list[str]) -> dict[str, Any]:
     """The parameters the real `raibid-api` CLI parses from ``args`` (without running it)."""
     group: Any = typer.main.get_command(cli_app)
     command = group.commands[args[0]]
-    # Kubernetes expands $(AGENT_TOKEN) from the env before the process starts
-    expanded = ["a-token" if arg == "$(AGENT_TOKEN)" else arg for arg in args[1:]]
-    params: dict[str, Any] = command.make_context(args[0], expanded).params
+    params: dict[str, Any] = command.make_context(args[0], args[1:]).params
     return params
 
 
@@ -180,7 +214,8 @@ def test_agent_container_arguments_are_accepted_by_the_agent_command() -> None:
     assert "command" not in agent  # the image's tini entrypoint stays PID 1
     params = _parse_agent_command(agent["args"])
     assert params["server"] == "http://raibid-api.ci.svc:8080"
-    assert params["token"] == "a-token"
+    assert params["token"] is None
+    assert str(params["token_file"]) == "/run/raibid/token"
     assert params["once"] is True
     assert params["agent_id"] == job["metadata"]["name"]
     assert str(params["workspace"]) == "/workspace"

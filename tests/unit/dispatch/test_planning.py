@@ -126,3 +126,11 @@ def test_failure_reason_joins_the_job_condition_and_the_pod_reasons() -> None:
     assert failure_reason(failed, [pod]) == "BackoffLimitExceeded: limit; Evicted: low on memory"
     assert pods_by_job([pod, {"metadata": {}}]) == {"j": [pod]}
     assert failure_reason(AgentJob("j", "u", None, None, Phase.FAILED), []) == "no reason reported"
+
+
+def test_running_agent_job_of_a_cancelled_job_is_deleted_and_others_are_not() -> None:
+    running, other = agent(pending(0)), agent(pending(1))
+    done = agent(pending(2), Phase.SUCCEEDED, NOW)
+    cancelled = {str(running.job_id), str(done.job_id)}
+    deletions = plan_deletions([running, other, done], [], NOW, RULES, cancelled)
+    assert [(d.name, d.why) for d in deletions] == [(running.name, "its job was cancelled")]

@@ -8,7 +8,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import AgentPrincipal, AgentServiceDep, JobToken, ReadPrincipal
+from raibid_api.api.deps import (
+    AgentServiceDep,
+    ClaimPrincipal,
+    JobToken,
+    ReadPrincipal,
+    StateDep,
+)
 from raibid_api.api.schemas import (
     AgentOut,
     ClaimIn,
@@ -19,6 +25,7 @@ from raibid_api.api.schemas import (
     ErrorOut,
     HeartbeatIn,
     HeartbeatOut,
+    JobId,
     LogBatchIn,
     LogBatchOut,
     QueueOut,
@@ -47,10 +54,27 @@ def _routine(request: Request) -> None:
     summary="Claim a job",
 )
 async def claim(
-    body: ClaimIn, request: Request, agents: AgentServiceDep, _: AgentPrincipal
-) -> Response:
-    """Long-poll up to `wait` seconds for the next job; 204 when none came."""
-    found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
+    body: ClaimIn, request: Request, agents: AgentServiceDep, principal: ClaimPrincipal,
+    state: StateDep,
+) -> Response:  # fmt: skip
+    """Long-poll up to `wait` seconds for the next job; 204 when none came.
+
+    With a claim token (`dispatch.mode: kubernetes`), the answer is at once: the one job and
+    attempt the token names while it waits, else 204 (it never will again). With an agent pod's
+    ServiceAccount token (`dispatch.mode: keda`), the pod gets one job in its life: any later
+    claim with its identity answers 204 at once.
+    """
+    grant, pod = principal.grant, principal.pod
+    if grant is not None:
+        found = await agents.claim_job(body.agent_id, grant.job_id, grant.attempt)
+    elif pod is not None:
+        remember = state.settings.dispatch.keda.pod_claim_ttl.total_seconds()
+        found = await agents.claim_as_pod(
+            pod.pod_uid, body.agent_id, body.labels, body.wait, request.is_disconnected,
+            int(remember * 1000),
+        )  # fmt: skip
+    else:
+        found = await agents.claim(body.agent_id, body.labels, body.wait, request.is_disconnected)
     if found is None:
         _routine(request)
         return Response(status_code=204)
@@ -66,7 +90,7 @@ async def claim(
     summary="Extend a lease",
 )
 async def heartbeat(
-    job_id: str, request: Request, token: JobToken, agents: AgentServiceDep,
+    job_id: JobId, request: Request, token: JobToken, agents: AgentServiceDep,
     body: HeartbeatIn | None = None,
 ) -> Response:  # fmt: skip
     """Keep the lease; `cancel: true` tells the agent to stop the job.
@@ -89,7 +113,7 @@ async def heartbeat(
     summary="Append logs",
 )
 async def append_logs(
-    job_id: str, body: LogBatchIn, request: Request, token: JobToken, agents: AgentServiceDep
+    job_id: JobId, body: LogBatchIn, request: Request, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """Append lines in order; lines the server has (by `offset`, else `batch_id`) are skipped."""
     _routine(request)
@@ -108,7 +132,7 @@ async def append_logs(
     summary="Record the commit built",
 )
 async def record_commit(
-    job_id: str, body: CommitIn, token: JobToken, agents: AgentServiceDep
+    job_id: JobId, body: CommitIn, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """Record the commit the agent checked out, for a job made without one (a branch).
 
@@ -123,7 +147,7 @@ async def record_commit(
     "/agent/jobs/{job_id}/complete", response_model=None, responses=_ERRORS, summary="Complete"
 )
 async def complete(
-    job_id: str, body: CompleteIn, token: JobToken, agents: AgentServiceDep
+    job_id: JobId, body: CompleteIn, token: JobToken, agents: AgentServiceDep
 ) -> Response:
     """End the job; a repeat with the same outcome answers the same job."""
     job = await agents.complete(

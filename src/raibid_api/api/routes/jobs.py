@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import JobServiceDep, ReadPrincipal, WritePrincipal, state_of
+from raibid_api.api.deps import (
+    API_TOKEN_SECURITY,
+    JobServiceDep,
+    ReadPrincipal,
+    WritePrincipal,
+    state_of,
+)
 from raibid_api.api.routing import DirectRoute
-from raibid_api.api.schemas import CancelIn, ErrorOut, JobOut, JobPageOut, ManualTriggerIn
+from raibid_api.api.schemas import (
+    CancelIn,
+    ErrorOut,
+    JobId,
+    JobOut,
+    JobPageOut,
+    ManualTriggerIn,
+    Rfc3339,
+)
 from raibid_api.domain.jobs import REPO_PATTERN, JobEvent, JobFilter, JobStatus, parse_job_id
 from raibid_api.jobs.service import ManualTrigger
 
@@ -38,7 +52,7 @@ async def list_jobs(
     branch: Annotated[str | None, Query(max_length=255)] = None,
     event: JobEvent | None = None,
     since: Annotated[
-        datetime | None, Query(description="RFC 3339; jobs created at or after")
+        Rfc3339 | None, Query(description="RFC 3339; jobs created at or after")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
@@ -51,7 +65,7 @@ async def list_jobs(
     return _json({"jobs": page.jobs, "next_cursor": page.next_cursor, "total": page.total})
 
 
-async def get_job(request: Request, job_id: str) -> Response:
+async def get_job(request: Request, job_id: JobId) -> Response:
     """One job."""
     # the hottest read: a token check, one HGETALL, bytes out (a `DirectRoute`)
     state = state_of(request)
@@ -62,6 +76,7 @@ async def get_job(request: Request, job_id: str) -> Response:
 router.add_api_route(
     "/jobs/{job_id}", get_job, methods=["GET"], response_model=JobOut, responses=_ERRORS,
     summary="Get a job", route_class_override=DirectRoute,
+    openapi_extra={"security": API_TOKEN_SECURITY},
 )  # fmt: skip
 
 
@@ -82,7 +97,7 @@ async def trigger_job(
     "/jobs/{job_id}/cancel", response_model=JobOut, responses=_ERRORS, summary="Cancel a job"
 )
 async def cancel_job(
-    job_id: str, jobs: JobServiceDep, _: WritePrincipal, body: CancelIn | None = None
+    job_id: JobId, jobs: JobServiceDep, _: WritePrincipal, body: CancelIn | None = None
 ) -> Response:
     """Cancel a pending or running job; a running job's agent stops on its next heartbeat."""
     reason = body.reason if body is not None else "cancelled"
@@ -96,6 +111,6 @@ async def cancel_job(
     responses=_ERRORS,
     summary="Retry a job",
 )
-async def retry_job(job_id: str, jobs: JobServiceDep, principal: WritePrincipal) -> Response:
+async def retry_job(job_id: JobId, jobs: JobServiceDep, principal: WritePrincipal) -> Response:
     """Build again what an ended job built; the new job names the old one in `retry_of`."""
     return _json(await jobs.retry(parse_job_id(job_id), principal.name), 201)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from raibid_api.api.deps import EventStoreDep, JobServiceDep, LiveLogsDep, ReadPrincipal
-from raibid_api.api.schemas import ErrorOut, LogEntryOut
+from raibid_api.api.schemas import ErrorOut, JobId, LogEntryOut
 from raibid_api.domain.jobs import parse_job_id
 from raibid_api.logs.entries import log_text, render_entry
 from raibid_api.logs.sse import parse_last_event_id
@@ -42,7 +42,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     summary="Read a job's log",
 )
 async def read_logs(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     jobs: JobServiceDep,
     events: EventStoreDep,

@@ -8,22 +8,44 @@ aliases (``/webhook/{forge}``, ``/webhooks/{forge}``, ...).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from raibid_api.api.deps import ReadPrincipal, WebhookIntakeDep, WritePrincipal, state_of
 from raibid_api.api.routing import DirectRoute
-from raibid_api.api.schemas import ErrorOut
+from raibid_api.api.schemas import ErrorOut, JobId
 from raibid_api.domain.jobs import REPO_PATTERN
 from raibid_api.errors import PayloadTooLargeError
+from raibid_api.webhooks.events import ForgeName
 from raibid_api.webhooks.explain import explain_delivery
 from raibid_api.webhooks.journal import Decision, JournalQuery
 from raibid_api.webhooks.outcome import IntakeResult
+
+
+class _ForgeConvertor(Convertor[str]):
+    """A path segment naming a forge this server takes deliveries from, and nothing else.
+
+    So `/webhook/deliveries` is never a delivery to a forge named "deliveries": a POST there is
+    405 (the path serves GET), and a path naming no forge is 404.
+    """
+
+    regex = "|".join(get_args(ForgeName))
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("forge", _ForgeConvertor())
+ForgePath = Annotated[str, Path(json_schema_extra={"enum": list(get_args(ForgeName))})]
 
 router = APIRouter(tags=["webhooks"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -46,7 +68,7 @@ _DELIVERY_BODY: dict[str, Any] = {
 class WebhookJobOut(BaseModel):
     """A delivery that made a job (202) or found one (200, with ``duplicate``)."""
 
-    job_id: str
+    job_id: JobId
     status_url: str
     duplicate: Literal["delivery", "content"] | None = Field(
         default=None, description="a redelivery, or the same build still pending or running"
@@ -82,7 +104,7 @@ class DeliveryOut(BaseModel):
     decision: Decision
     reason: str | None
     detail: str | None
-    job_id: str | None
+    job_id: JobId | None
     repo: str | None
     source: str | None
     duration_ms: float
@@ -146,7 +168,7 @@ def _request_headers(request: Request) -> dict[str, str]:
     return {name.lower(): value for name, value in request.headers.items()}
 
 
-async def receive_webhook(request: Request, forge: str) -> Response:
+async def receive_webhook(request: Request, forge: ForgePath) -> Response:
     """A push, tag or pull request delivery from Gitea, Forgejo or GitHub, HMAC-signed."""
     # the hottest write: read the body, hand it to the intake, answer (a `DirectRoute`)
     intake = state_of(request).intake
@@ -164,7 +186,7 @@ async def receive_webhook(request: Request, forge: str) -> Response:
 
 
 router.add_api_route(
-    "/{forge}", receive_webhook, methods=["POST"], status_code=202,
+    "/{forge:forge}", receive_webhook, methods=["POST"], status_code=202,
     responses={
         202: {"model": WebhookJobOut | WebhookSpooledOut, "description": "a new job, or spooled"},
         200: {"model": WebhookJobOut | WebhookIgnoredOut, "description": "duplicate or ignored"},
@@ -189,7 +211,14 @@ async def list_deliveries(
     repo: Annotated[
         str | None, Query(max_length=200, pattern=REPO_PATTERN.pattern, description="owner/name")
     ] = None,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="`next_cursor` of the previous page: `<ms>-<seq>`",
+            json_schema_extra={"pattern": r"^\d{1,20}-\d{1,20}$"},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     """Every delivery, accepted or not, newest first, kept for ``jobs.retention``."""
@@ -199,13 +228,13 @@ async def list_deliveries(
 
 
 @router.post(
-    "/{forge}/explain",
+    "/{forge:forge}/explain",
     response_model=ExplanationOut,
     responses=_ERRORS,
     summary="Explain a webhook delivery",
 )
 async def explain_webhook(
-    forge: str, body: ExplainIn, intake: WebhookIntakeDep, _: WritePrincipal
+    forge: ForgePath, body: ExplainIn, intake: WebhookIntakeDep, _: WritePrincipal
 ) -> Response:
     """What the intake would decide for this delivery, and why; writes nothing."""
     headers = {name.lower(): value for name, value in body.headers.items()}
