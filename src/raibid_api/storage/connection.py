@@ -28,7 +28,13 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import (
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from raibid_api.config import RedisSettings
@@ -161,11 +167,21 @@ async def _translated(call: Coroutine[Any, Any, T]) -> T:
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise ServiceUnavailableError(f"Redis is unavailable: {type(exc).__name__}") from exc
     except RedisError as exc:
-        # redis-py names these by class (the code is not in the message): a replica, or a
-        # master demoted under a failover, refuses writes
-        if isinstance(exc, ReadOnlyError) or "LOADING" in str(exc) or "READONLY" in str(exc):
-            raise ServiceUnavailableError("Redis is not ready to serve writes") from exc
+        unavailable = _refused_write(exc)
+        if unavailable is not None:
+            raise unavailable from exc
         raise
+
+
+def _refused_write(exc: Exception) -> ServiceUnavailableError | None:
+    """The 503 for a Redis that answers but refuses writes for now, else None."""
+    # redis-py names these by class (the code is not in the message): a replica, or a master
+    # demoted under a failover, refuses writes; so does a full one under noeviction
+    if isinstance(exc, ReadOnlyError) or "LOADING" in str(exc) or "READONLY" in str(exc):
+        return ServiceUnavailableError("Redis is not ready to serve writes")
+    if isinstance(exc, OutOfMemoryError):
+        return ServiceUnavailableError("Redis is full (maxmemory): it refuses writes")
+    return None
 
 
 class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -321,7 +337,7 @@ class ScriptBatcher:
                             f"the write reached {acks} of {call.replicas} Redis replicas in time"
                         )
                     if isinstance(value, Exception):
-                        call.reply.set_exception(value)
+                        call.reply.set_exception(_refused_write(value) or value)
                     else:
                         call.reply.set_result(value)
         finally:

@@ -253,3 +253,20 @@ async def test_a_repair_redis_refuses_fails_so_that_the_server_is_not_ready(
     finally:
         await client.aclose()
         replica.stop()
+
+
+async def test_a_full_redis_refusing_writes_answers_503_so_that_webhooks_are_spooled(
+    tmp_path: Path, keys: Keys
+) -> None:
+    full = RedisNode(tmp_path / "full", ["--maxmemory-policy", "noeviction"]).start()
+    client = create_redis(full.url, SETTINGS)
+    try:
+        store, _ = _stores(client, keys)
+        await store.ensure_queue_group()
+        await client.set("ballast", "x" * 2_000_000)
+        await client.config_set("maxmemory", "1mb")  # now below what Redis holds
+        with pytest.raises(ServiceUnavailableError, match="maxmemory"):
+            await store.create(make_job(T0), T0)
+    finally:
+        await client.aclose()
+        full.stop()
