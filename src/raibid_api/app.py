@@ -53,6 +53,7 @@ from raibid_api.storage.job_store import JobStore
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.outbox import StatusOutbox
 from raibid_api.storage.rate_limit import RateLimitStore
+from raibid_api.storage.server_info import warn_about_redis
 from raibid_api.webhooks.journal import DeliveryJournal
 from raibid_api.webhooks.limits import DeliveryLimiter
 from raibid_api.webhooks.replay import REPLAY_INTERVAL_S, SpoolReplayer
@@ -66,7 +67,7 @@ LOCAL_AGENT = "local-agent"
 
 
 def _live_logs(
-    settings: Settings, redis: RedisClient, url: str, keys: Keys, service: JobService
+    settings: Settings, redis: RedisClient, url: str | None, keys: Keys, service: JobService
 ) -> LogFollower:
     """Live logs over SSE: history from the shared pool, live entries from one blocking reader."""
     events = EventStore(redis, keys)
@@ -77,15 +78,17 @@ def _live_logs(
     )  # fmt: skip
 
 
-async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppState:
+async def _build_state(settings: Settings, redis: RedisClient, url: str | None) -> AppState:
     """Every part of the server, wired to one Redis client (at ``url``)."""
     keys = Keys(settings.redis.key_prefix)
     clock = SystemClock()
     store = JobStore(
         redis, keys, retention_s=int(settings.jobs.retention.total_seconds()),
-        status_maxlen=settings.logs.status_events_max,
+        status_maxlen=settings.logs.status_events_max, replica_acks=settings.redis.replica_acks,
+        replica_timeout_ms=int(settings.redis.replica_ack_timeout.total_seconds() * 1000),
     )  # fmt: skip
     await store.ensure_queue_group()
+    await warn_about_redis(redis, settings.redis.replica_acks)
     service = JobService(
         store, clock, CursorCodec(await store.cursor_secret()),
         public_url=settings.server.base_url, clone_url_schemes=settings.jobs.clone_url_schemes,
@@ -98,7 +101,8 @@ async def _build_state(settings: Settings, redis: RedisClient, url: str) -> AppS
         max_attempts=settings.jobs.max_attempts,
     )
     checks = HealthChecks()
-    checks.add("redis", store.ping)
+    # ready while Redis answers and holds what the server needs, put back here when it lost it
+    checks.add("redis", store.repair)
     intake, replayer = _webhook_intake(settings, redis, keys, service, clock)
     live_logs = _live_logs(settings, redis, url, keys, service)
     state = AppState(
@@ -268,14 +272,15 @@ async def _stop(tasks: list[asyncio.Task[object]]) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     embedded: EmbeddedRedis | None = None
-    if settings.redis.url is None:
+    url: str | None = None  # None: through Sentinel
+    if settings.redis.url is not None:
+        url = settings.redis.url.get_secret_value()
+    elif not settings.redis.external:
         embedded = await asyncio.to_thread(
             EmbeddedRedis(settings.redis.data_dir, settings.redis.binary).start
         )
         _log.info("embedded redis started", url=embedded.url, data_dir=str(settings.redis.data_dir))
         url = embedded.url
-    else:
-        url = settings.redis.url.get_secret_value()
     redis = create_redis(url, settings.redis)
     try:
         state = await _build_state(settings, redis, url)

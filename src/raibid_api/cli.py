@@ -116,7 +116,7 @@ def _listen(host: str, port: int) -> socket.socket:
 @contextlib.contextmanager
 def _claim_data_dir(redis: RedisSettings) -> Iterator[None]:
     """Hold the embedded Redis data folder while the server lives (an external Redis: nothing)."""
-    if redis.url is not None:
+    if redis.external:
         yield
         return
     try:
@@ -159,7 +159,9 @@ def _bound_to(settings: Settings, sock: socket.socket) -> Settings:
 def _banner(settings: Settings, config: Path | None) -> str:
     base = settings.server.base_url
     where = config or "built-in defaults (no --config, no $RAIBID_CONFIG)"
-    redis = "external" if settings.redis.url else f"embedded, data in {settings.redis.data_dir}"
+    redis = (
+        "external" if settings.redis.external else f"embedded, data in {settings.redis.data_dir}"
+    )
     return (
         f"raibid-api ready, listening on "
         f"http://{_address(settings.server.host, settings.server.port)}\n"

@@ -186,10 +186,50 @@ class ServerSettings(Section):
         return self.public_url or self.local_url
 
 
+class SentinelSettings(Section):
+    """Redis behind Sentinel: the master's name and where its Sentinels listen."""
+
+    master: str | None = Field(default=None, min_length=1)
+    addresses: list[str] = Field(default_factory=list)
+    password: Secret | None = None
+    """The Sentinels' own password (``requirepass`` in their configuration), if they have one."""
+
+    @field_validator("addresses")
+    @classmethod
+    def _host_port(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SentinelSettings:
+        if bool(self.master) != bool(self.addresses):
+            raise ValueError("give both master and addresses, or neither")
+        return self
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """The Sentinels as (host, port)."""
+        found = []
+        for address in self.addresses:
+            host, _, port = address.rpartition(":")
+            found.append((host.strip("[]"), int(port)))
+        return found
+
+
 class RedisSettings(Section):
-    """The Redis server; ``url: null`` starts a private embedded one."""
+    """The Redis server; ``url: null`` (and no Sentinel) starts a private embedded one."""
 
     url: SecretStr | None = None
+    sentinel: SentinelSettings = SentinelSettings()
+    password: Secret | None = None
+    """With Sentinel: the password of the master and replicas (a URL carries its own)."""
+    db: int = Field(default=0, ge=0)
+    """With Sentinel: the database number (a URL names its own)."""
+    min_replica_acks: int | None = Field(default=None, ge=0)
+    """Replicas that must hold a webhook's job before it is acknowledged; None: 1 with Sentinel."""
+    replica_ack_timeout: DeliveryDeadline = timedelta(milliseconds=500)
     key_prefix: str = Field(default="raibid", min_length=1, pattern=r"^[^\s:]+$")
     data_dir: Path = Path(".raibid/redis")
     binary: Path | None = None
@@ -197,6 +237,24 @@ class RedisSettings(Section):
     socket_timeout: PositiveDuration = timedelta(seconds=5)
     connect_timeout: PositiveDuration = timedelta(seconds=2)
     pool_timeout: PositiveDuration = timedelta(seconds=5)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> RedisSettings:
+        if self.url is not None and self.sentinel.master:
+            raise ValueError("give url or sentinel, not both")
+        return self
+
+    @property
+    def external(self) -> bool:
+        """A Redis of the operator's (a URL or Sentinels), not the embedded one."""
+        return self.url is not None or bool(self.sentinel.master)
+
+    @property
+    def replica_acks(self) -> int:
+        """`min_replica_acks`, its default filled in: 1 with Sentinel, else 0."""
+        if self.min_replica_acks is not None:
+            return self.min_replica_acks
+        return 1 if self.sentinel.master else 0
 
 
 Scope = Literal["read", "write", "agent"]
@@ -457,7 +515,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_external_redis(self) -> Settings:
-        if self.server.environment == "production" and self.redis.url is None:
+        if self.server.environment == "production" and not self.redis.external:
             raise ValueError(
                 "redis.url: production needs an external Redis (the embedded one "
                 "is for development)"

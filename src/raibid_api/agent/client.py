@@ -225,7 +225,8 @@ class AgentClient:
             LeaseLostError: the job is no longer this agent's.
             ServiceUnavailableError: the server did not answer before the deadline.
         """
-        body = {"offset": offset, "lines": list(lines)}
+        # the batch id is the batch's place: the same batch sent again carries the same one
+        body = {"offset": offset, "batch_id": f"{offset}-{len(lines)}", "lines": list(lines)}
         await self._job_call(job_id, "logs", token, body, None)
 
     async def complete(

@@ -199,9 +199,14 @@ class LogLineIn(StrictIn):
 
 
 class LogBatchIn(StrictIn):
-    """A batch of log lines; ``offset`` makes a retried batch idempotent."""
+    """A batch of log lines; ``offset`` (or ``batch_id``) makes a retried batch idempotent."""
 
     offset: int | None = Field(default=None, ge=0)
+    batch_id: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="without `offset`: the same id for the same batch sent again, so that it "
+        "is stored once (the server remembers the attempt's last batch id)",
+    )  # fmt: skip
     lines: list[str | LogLineIn]
 
 

@@ -178,6 +178,7 @@ class AgentService:
         fields = {
             "agent_id": agent_id, "started_at": format_time(now), "_started_ms": now,
             "_lease_until": lease_until, "_token": token_hash(token), "_log_count": 0,
+            "_last_batch": None,
         }  # fmt: skip
         started = f"[raibid] attempt {job['attempt']} started on agent {agent_id}"
         try:
@@ -245,15 +246,19 @@ class AgentService:
                 raise InvalidInputError(f"stream must be stdout or stderr, not {stream!r}")
 
     async def append_logs(
-        self, job_id: JobId, token: str, offset: int | None, lines: Sequence[tuple[str, str]]
-    ) -> int:
-        """Append a batch of lines in order, exactly once; return the attempt's line count."""
+        self, job_id: JobId, token: str, offset: int | None, lines: Sequence[tuple[str, str]],
+        batch_id: str | None = None,
+    ) -> int:  # fmt: skip
+        """Append a batch of lines in order, exactly once; return the attempt's line count.
+
+        ``offset`` (else ``batch_id``, the same for a batch sent again) makes it exactly once.
+        """
         self._check_batch(lines)
         most = self._limits.max_line_bytes
         lines = [(stream, cut_line(line, most)) for stream, line in lines]
         now = self._clock.now_ms()
         count, started_ms = await self._agents.append_logs(
-            job_id, token_hash(token), now, format_time(now), offset, lines
+            job_id, token_hash(token), now, format_time(now), offset, lines, batch_id
         )
         metrics.logs_ingested(len(lines), sum(len(line.encode()) for _, line in lines))
         if started_ms is not None:

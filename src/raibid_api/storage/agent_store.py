@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import cast
 
 import orjson
+import structlog
 from redis.asyncio import Redis
 
 from raibid_api.errors import ConflictError, JobNotFoundError, JobTokenError
-from raibid_api.storage.connection import shielded
+from raibid_api.storage.connection import call_deadline, create_group, regrouped, shielded
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.scripts import register
+
+_log = structlog.get_logger("raibid_api.storage")
 
 
 class LeaseExpiredError(JobTokenError):
@@ -103,11 +106,25 @@ class AgentStore:
         self._commit = register(redis, "agent_record_commit")
         self._return = register(redis, "queue_return_entry")
 
+    async def _repair_group(self) -> None:
+        if await create_group(self._redis, self._keys.queue, GROUP):
+            _log.warning("redis had lost the agents' queue group; created it again")
+
     @shielded
     async def next_entry(self, agent_id: str, block_ms: int) -> tuple[str, str] | None:
-        """Wait up to ``block_ms`` (0: not at all) for a queue entry: (entry id, job id)."""
-        reply = await self._redis.xreadgroup(
-            GROUP, agent_id, {self._keys.queue: ">"}, count=1, block=block_ms or None
+        """Wait up to ``block_ms`` (0: not at all) for a queue entry: (entry id, job id).
+
+        A queue group Redis lost (it restarted empty, was flushed, or a new master came up
+        without the data) is created again on the spot. The wait is cut to half the call
+        deadline, so that a slow answer is still told from a stalled Redis; the caller asks
+        again.
+        """
+        block_ms = min(block_ms, int(call_deadline() * 500))
+        reply = await regrouped(
+            lambda: self._redis.xreadgroup(
+                GROUP, agent_id, {self._keys.queue: ">"}, count=1, block=block_ms or None
+            ),
+            self._repair_group,
         )
         if not reply:
             return None
@@ -122,7 +139,7 @@ class AgentStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._keys.queue, GROUP, entry_id)
             pipe.xdel(self._keys.queue, entry_id)
-            await pipe.execute()
+            await pipe.execute()  # XACK answers 0 when the group is gone
 
     @shielded
     async def lease_fields(self, job_id: str) -> dict[str, str]:
@@ -146,7 +163,7 @@ class AgentStore:
     @shielded
     async def append_logs(
         self, job_id: str, token_hash: str, now_ms: int, timestamp: str, offset: int | None,
-        lines: Sequence[tuple[str, str]],
+        lines: Sequence[tuple[str, str]], batch_id: str | None = None,
     ) -> tuple[int, int | None]:  # fmt: skip
         """Append ``lines`` (stream, text) after the ones the job has.
 
@@ -154,11 +171,13 @@ class AgentStore:
             the attempt's line count after the batch, and when the attempt was claimed (ms) if
             the batch holds its first lines (else None).
 
+        Without ``offset``, a ``batch_id`` equal to the attempt's last one appends nothing.
+
         Raises:
             LogGapError: ``offset`` is past the lines the server has.
         """
         args: list[str | int] = [token_hash, now_ms, -1 if offset is None else offset,
-                                 self._events_maxlen, timestamp]  # fmt: skip
+                                 self._events_maxlen, timestamp, batch_id or ""]  # fmt: skip
         for stream, line in lines:
             args += [stream, line]
         reply = await self._append(

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from raibid_api.storage.connection import shielded
+from raibid_api.storage.connection import shielded, shielded_blocking
 from raibid_api.storage.keys import Keys
 
 Entry = tuple[str, dict[str, str]]
@@ -129,11 +129,11 @@ class EventReader:
         self._in_flight = task
         return await asyncio.shield(task)
 
-    @shielded
+    @shielded_blocking
     async def _read(
         self, cursors: dict[str, str], block_ms: int, count: int
     ) -> list[tuple[str, list[Entry]]]:
-        # asked before every read: a reconnect (redis-py retries) gives the connection a new id
+        # asked before every read: a reconnect (after Redis came back) gives the connection a new id
         self._client_id = await self._connection.client_id()
         streams: dict[Any, Any] = {
             stream_key(self._keys, job): cursor for job, cursor in cursors.items()

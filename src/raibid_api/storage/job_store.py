@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import cast
 
 import orjson
+import structlog
 from redis.asyncio import Redis
 
 from raibid_api.domain.badges import Badge
@@ -34,12 +35,14 @@ from raibid_api.storage.codec import (
     encode_fields,
     encode_update,
 )
-from raibid_api.storage.connection import shielded
+from raibid_api.storage.connection import create_group, shielded
 from raibid_api.storage.keys import GROUP, Keys
 from raibid_api.storage.scripts import CreateCall, CreateOutcome, Scripts
 
 FALLBACK_BRANCH = "main"
 """The branch a badge shows when none is asked for and the forge never named a default."""
+
+_log = structlog.get_logger("raibid_api.storage")
 DELIVERY_TTL_S = 7 * 86_400
 LATEST_TTL_S = 7 * 86_400
 _SEP = "\x1f"
@@ -64,26 +67,37 @@ class JobStore:
 
     def __init__(
         self, redis: Redis, keys: Keys, *, retention_s: int, status_maxlen: int,
-        content_ttl_s: int = 86_400,
+        content_ttl_s: int = 86_400, replica_acks: int = 0, replica_timeout_ms: int = 500,
     ) -> None:  # fmt: skip
         self._redis = redis
         self._keys = keys
-        self._scripts = Scripts(redis)
+        self._scripts = Scripts(redis, replica_timeout_ms=replica_timeout_ms)
+        self._replica_acks = replica_acks
+        self._cursor_secret: str | None = None
         self._retention_s = retention_s
         self._status_maxlen = status_maxlen
         self._content_ttl_s = content_ttl_s
         self._templates = keys.job_templates()  # the same on every create
 
     @shielded
-    async def ensure_queue_group(self) -> None:
-        """Create the agents' consumer group at id 0 (before any XADD), unless it exists."""
-        groups = (
-            await self._redis.xinfo_groups(self._keys.queue)
-            if await self._redis.exists(self._keys.queue)
-            else []
-        )
-        if not any(g["name"] == GROUP for g in groups):
-            await self._redis.xgroup_create(self._keys.queue, GROUP, id="0", mkstream=True)
+    async def ensure_queue_group(self) -> bool:
+        """Create the agents' consumer group at id 0 unless it exists; True when it was missing."""
+        return await create_group(self._redis, self._keys.queue, GROUP)
+
+    async def repair(self) -> None:
+        """Put back what the server needs and Redis lost (a restart without data, a flush).
+
+        The agents' queue group, and the cursor secret this process holds, so that every
+        replica keeps signing cursors alike. Raises when Redis refuses (then it is not ready).
+        """
+        if await self.ensure_queue_group():
+            _log.warning("redis had lost the agents' queue group; created it again")
+        if self._cursor_secret is not None:
+            await self._restore_cursor_secret(self._cursor_secret)
+
+    @shielded
+    async def _restore_cursor_secret(self, secret: str) -> None:
+        await self._redis.set(self._keys.cursor_secret, secret, nx=True)
 
     async def create(
         self, job: Job, created_ms: int, *, delivery: Delivery | None = None,
@@ -143,6 +157,8 @@ class JobStore:
             separator=_SEP,
             templates=self._templates,
             dry_run=dry_run,
+            # a delivery is acknowledged only once it is safe; else it goes to the disk spool
+            replicas=self._replica_acks if delivery is not None and not dry_run else 0,
         )
         return await self._scripts.create_job(call)
 
@@ -307,8 +323,9 @@ class JobStore:
     async def cursor_secret(self) -> bytes:
         """The key that signs pagination cursors, shared by every replica through Redis."""
         await self._redis.set(self._keys.cursor_secret, secrets.token_hex(32), nx=True)
-        value = await self._redis.get(self._keys.cursor_secret)
-        return str(value).encode()
+        value = str(await self._redis.get(self._keys.cursor_secret))
+        self._cursor_secret = value
+        return value.encode()
 
     @shielded
     async def stream_token_secret(self) -> bytes:

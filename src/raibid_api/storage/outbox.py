@@ -20,7 +20,13 @@ import orjson
 import structlog
 from redis.exceptions import ResponseError
 
-from raibid_api.storage.connection import RedisClient, shielded
+from raibid_api.storage.connection import (
+    RedisClient,
+    call_deadline,
+    create_group,
+    regrouped,
+    shielded,
+)
 from raibid_api.storage.keys import Keys
 from raibid_api.storage.scripts import register
 
@@ -120,13 +126,11 @@ class StatusOutbox:
     @shielded
     async def ensure_group(self) -> None:
         """Create the consumer group at id 0 (so no report queued before it is skipped)."""
-        try:
-            await self._redis.xgroup_create(
-                self._keys.outbox_status, self._group, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await create_group(self._redis, self._keys.outbox_status, self._group)
+
+    async def _repair_group(self) -> None:
+        if await create_group(self._redis, self._keys.outbox_status, self._group):
+            _log.warning("redis had lost the status outbox's group; created it again")
 
     @shielded
     async def enqueue(
@@ -166,10 +170,18 @@ class StatusOutbox:
 
     @shielded
     async def read_new(self, count: int, block_ms: int | None = None) -> list[OutboxEntry]:
-        """Up to ``count`` reports no consumer has read yet, now this consumer's to settle."""
-        reply: Any = await self._redis.xreadgroup(
-            self._group, self.consumer, {self._keys.outbox_status: ">"}, count=count,
-            block=block_ms,
+        """Up to ``count`` reports no consumer has read yet, now this consumer's to settle.
+
+        ``block_ms`` is cut to half the call deadline (see `AgentStore.next_entry`).
+        """
+        if block_ms is not None:
+            block_ms = min(block_ms, int(call_deadline() * 500))
+        reply: Any = await regrouped(
+            lambda: self._redis.xreadgroup(
+                self._group, self.consumer, {self._keys.outbox_status: ">"}, count=count,
+                block=block_ms,
+            ),
+            self._repair_group,
         )  # fmt: skip
         rows = [row for _, stream_rows in reply or [] for row in stream_rows]
         return await self._decoded(rows)
@@ -180,9 +192,13 @@ class StatusOutbox:
 
         A consumer settles what it reads within seconds; one idle for longer has died.
         """
-        reply: Any = await self._redis.xautoclaim(
-            self._keys.outbox_status, self._group, self.consumer, min_idle_ms, "0-0", count=count
-        )
+        reply: Any = await regrouped(
+            lambda: self._redis.xautoclaim(
+                self._keys.outbox_status, self._group, self.consumer, min_idle_ms, "0-0",
+                count=count,
+            ),
+            self._repair_group,
+        )  # fmt: skip
         return await self._decoded(reply[1])
 
     async def _decoded(

@@ -122,6 +122,8 @@ class CreateCall:
     templates: list[str]
     dry_run: bool = False
     """Decide, and write nothing at all."""
+    replicas: int = 0
+    """How many replicas must hold the write before it counts (`ScriptBatcher`)."""
 
 
 _DUPLICATES: dict[str, Literal["delivery", "content"]] = {
@@ -133,9 +135,9 @@ _DUPLICATES: dict[str, Literal["delivery", "content"]] = {
 class Scripts:
     """The registered scripts of one Redis client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, replica_timeout_ms: int = 500) -> None:
         self._create = register(redis, "job_create")
-        self._creates = ScriptBatcher(redis)
+        self._creates = ScriptBatcher(redis, replica_timeout_ms=replica_timeout_ms)
         self._transition = register(redis, "job_transition")
         self._list = register(redis, "job_list")
 
@@ -176,7 +178,9 @@ class Scripts:
             "separator": call.separator,
             "templates": call.templates,
         }
-        reply = await self._creates.call(self._create, keys, [orjson.dumps(params), call.job_json])
+        reply = await self._creates.call(
+            self._create, keys, [orjson.dumps(params), call.job_json], replicas=call.replicas
+        )
         return _create_outcome(call, reply)
 
     async def transition(

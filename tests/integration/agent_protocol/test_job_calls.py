@@ -3,6 +3,8 @@ what they do once the job was cancelled under it."""
 
 from __future__ import annotations
 
+import pytest
+
 from raibid_api.domain.jobs import format_time
 from raibid_api.storage.keys import GROUP
 from tests.support.agent_protocol import (
@@ -220,3 +222,32 @@ async def test_the_token_of_a_cancelled_job_stops_working_when_its_lease_ends(
         assert_error(response, 401, "lease_expired")
     assert await api.snapshot(held.id) == before
     assert (await api.job(held.id))["status"] == "cancelled"
+
+
+async def test_a_batch_without_offset_sent_again_under_its_batch_id_is_not_doubled(
+    api: ProtocolApp,
+) -> None:
+    held = await api.trigger_and_claim()
+
+    answers = [
+        await api.call(held.id, "logs", held.token, {"batch_id": batch, "lines": lines})
+        for batch, lines in (("b-1", ["a", "b"]), ("b-1", ["a", "b"]), ("b-2", ["c"]))
+    ]
+
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (200, {"lines": 2}), (200, {"lines": 2}), (200, {"lines": 3}),
+    ]  # fmt: skip
+    assert [line for _, line in await api.log_lines(held.id)] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("batch_id", ["", "has space", "x" * 65, 7])
+async def test_a_malformed_batch_id_answers_422_and_stores_nothing(
+    api: ProtocolApp, batch_id: object
+) -> None:
+    held = await api.trigger_and_claim()
+    before = await api.snapshot(held.id)
+
+    response = await api.call(held.id, "logs", held.token, {"batch_id": batch_id, "lines": ["a"]})
+
+    assert response.status_code == 422, response.text
+    assert await api.snapshot(held.id) == before

@@ -8,6 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from raibid_api.errors import ServiceUnavailableError
 from raibid_api.storage.connection import ScriptBatcher
 
 ECHO = "if ARGV[1] == 'fail' then return redis.error_reply('asked to fail') end return ARGV[1]"
@@ -20,9 +21,9 @@ class CountingBatcher(ScriptBatcher):
         super().__init__(redis)
         self.sizes: list[int] = []
 
-    async def _pipeline(self, batch: list[Any]) -> list[Any]:
+    async def _pipeline(self, batch: list[Any], wait: int) -> tuple[list[Any], int]:
         self.sizes.append(len(batch))
-        return await super()._pipeline(batch)
+        return await super()._pipeline(batch, wait)
 
 
 async def test_calls_arriving_together_share_pipelines_and_each_gets_its_reply(
@@ -83,3 +84,21 @@ async def test_a_cancelled_caller_leaves_the_batch_and_later_calls_whole(redis: 
         else:
             assert isinstance(result, asyncio.CancelledError)
     assert await batcher.call(echo, [], ["after"]) == "after"
+
+
+async def test_a_call_no_replica_acknowledged_in_time_fails_and_the_others_answer(
+    redis: Redis,
+) -> None:
+    # the test's Redis has no replica: WAIT answers 0 once its timeout passes
+    batcher = ScriptBatcher(redis, replica_timeout_ms=50)
+    echo = redis.register_script(ECHO)
+    await redis.script_load(ECHO)
+
+    replies = await asyncio.gather(
+        batcher.call(echo, [], ["safe?"], replicas=1), batcher.call(echo, [], ["plain"]),
+        return_exceptions=True,
+    )  # fmt: skip
+
+    assert isinstance(replies[0], ServiceUnavailableError)
+    assert "0 of 1" in replies[0].message
+    assert replies[1] == "plain"

@@ -115,13 +115,13 @@ async def heartbeat(
 async def append_logs(
     job_id: JobId, body: LogBatchIn, request: Request, token: JobToken, agents: AgentServiceDep
 ) -> Response:
-    """Append lines in order; lines the server already has (by `offset`) are skipped."""
+    """Append lines in order; lines the server has (by `offset`, else `batch_id`) are skipped."""
     _routine(request)
     lines = [
         ("stdout", line) if isinstance(line, str) else (line.stream, line.line)
         for line in body.lines
     ]
-    count = await agents.append_logs(parse_job_id(job_id), token, body.offset, lines)
+    count = await agents.append_logs(parse_job_id(job_id), token, body.offset, lines, body.batch_id)
     return _json({"lines": count})
 
 

@@ -46,7 +46,9 @@
 --   {'created', queue entry id ('' in a dry run), superseded job id ('' none to end), its fate,
 --     its public fields after, flat ({} unless a real run cancelled it)}: a new job; the fate
 --     is 'cancelled' (ended in this step) or 'caller' (left to the caller to end: running, with
---     `cancel_running`; or pending without a named content key), '' with no superseded job
+--     `cancel_running`; or pending without a named content key), '' with no superseded job;
+--     a call for a job id that exists already (the same call, sent again) changes nothing and
+--     answers {'created', its entry id, '', '', {}}
 
 local p = cjson.decode(ARGV[1])
 local dry = p.dry_run
@@ -54,6 +56,12 @@ local job_id = p.job_id
 local score = tonumber(p.score)
 local job_key = KEYS[1]
 local queue = KEYS[2]
+
+-- the same call sent again (its reply was lost) finds the job it made and writes nothing twice:
+-- one job, one queue entry, one count against the rate limits
+if not dry and redis.call('EXISTS', job_key) == 1 then
+  return {'created', redis.call('HGET', job_key, '_entry') or '', '', '', {}}
+end
 
 if p.limits > 0 then
   local limits = {}

@@ -79,7 +79,8 @@ local function transition_job(k, a)
   if a.terminal or requeue then
     local entry = redis.call('HGET', k.job, '_entry')
     if entry then
-      redis.call('XACK', k.queue, a.group, entry)
+      -- pcall: a group Redis lost (NOGROUP) has nothing to acknowledge; the rest goes on
+      redis.pcall('XACK', k.queue, a.group, entry)
       redis.call('XDEL', k.queue, entry)
       redis.call('HDEL', k.job, '_entry')
     end

@@ -5,7 +5,7 @@
 -- returns {1} when a fresh entry replaced it, {0} when the entry was no longer the job's own
 -- (the job was claimed, cancelled or requeued meanwhile: the stale entry is only dropped)
 local read = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
-redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
+redis.pcall('XACK', KEYS[2], ARGV[2], ARGV[1])  -- a lost group (NOGROUP): nothing to ack
 redis.call('XDEL', KEYS[2], ARGV[1])
 local own = redis.call('HGET', KEYS[1], '_entry') == ARGV[1]
 if not own or redis.call('HGET', KEYS[1], 'status') ~= 'pending' or #read == 0 then
