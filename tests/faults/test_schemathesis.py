@@ -65,8 +65,9 @@ def schemathesis(server: Server, report: Path, *headers: str) -> subprocess.Comp
         "SCHEMATHESIS_TELEMETRY": "false",
         "NO_COLOR": "1",
     }
+    # run in the report folder: schemathesis keeps a cache in its working directory
     return subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=900, check=False
+        command, capture_output=True, text=True, env=env, cwd=report, timeout=900, check=False
     )
 
 
