@@ -28,6 +28,7 @@ from raibid_api.logs.entries import dropped_between
 from raibid_api.logs.fanout import Batch, entry_key
 from raibid_api.logs.follow import (
     HEARTBEAT,
+    SHUTTING_DOWN,
     LogFollower,
     Piece,
     Progress,
@@ -184,7 +185,9 @@ class EventStreams:
             while True:
                 batches = await inbox.receive(self._logs.heartbeat_s)
                 if batches is None:
-                    return
+                    if self._fanout.stopping:
+                        yield SHUTTING_DOWN
+                    return  # dropped (too slow, or the server stops): the client resumes later
                 if not batches:
                     yield HEARTBEAT
                     continue
@@ -260,7 +263,9 @@ class EventStreams:
             while not all(f.progress.final is not None for f in followed):
                 batches = await inbox.receive(self._logs.heartbeat_s)
                 if batches is None:
-                    return
+                    if self._fanout.stopping:
+                        yield SHUTTING_DOWN
+                    return  # dropped (too slow, or the server stops): the client resumes later
                 if not batches:
                     yield HEARTBEAT
                     continue

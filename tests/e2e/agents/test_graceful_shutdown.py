@@ -93,12 +93,13 @@ def test_sigterm_hands_the_built_in_agents_job_back_and_the_next_server_runs_it(
     assert "built on attempt 2" in log
 
 
-def test_sigterm_ends_a_live_log_stream_with_a_retry_hint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["/jobs/{job}/logs", "/events", "/events?jobs={job}"])
+def test_sigterm_ends_a_live_stream_with_a_retry_hint(tmp_path: Path, path: str) -> None:
     server = start_server(tmp_path / "sse", server={"shutdown_grace": f"{GRACE_S:g}s"})
     try:
         job_id = server.trigger("https://git.example.test/acme/app.git", "a" * 40)
         accept = {"Accept": "text/event-stream"}
-        with server.http.stream("GET", f"/jobs/{job_id}/logs", headers=accept) as stream:
+        with server.http.stream("GET", path.format(job=job_id), headers=accept) as stream:
             chunks = stream.iter_bytes()
             received = next(chunks)
             assert received.startswith(b"retry: 3000\n\n"), received
