@@ -25,7 +25,7 @@ from tests.support.processes import open_files
 
 CYCLES = int(os.environ.get("CHURN", "10000"))
 CONCURRENCY = 50
-POOL = 8
+POOL = 2
 CYCLE_TIMEOUT = 30.0
 
 
