@@ -72,10 +72,14 @@ bench: $(INSTALLED) ## run every benchmark against its baseline (see docs/benchm
 	$(BIN)/python -m bench.agents.hold_cost
 	$(BIN)/python -m bench.webhooks.run
 	$(BIN)/python -m bench.webhooks.busy
-	$(BIN)/python -m bench.metrics.overhead --before main
+	$(BIN)/python -m bench.metrics.overhead
+	$(BIN)/python -m bench.metrics.hot_path
 	$(BIN)/python -m bench.metrics.scrape
-	$(BIN)/python -m bench.dashboard.run
 	$(BIN)/python -m bench.logs.fanout
+	$(BIN)/python -m bench.dashboard.run
+	$(BIN)/python -m bench.faults.run
+	$(BIN)/python -m bench.faults.wait_cost
+	$(BIN)/python -m bench.faults.slow_loris
 
 openapi: $(INSTALLED_RUN) ## regenerate docs/openapi.json
 	$(BIN)/raibid-api openapi > docs/openapi.json

@@ -91,7 +91,7 @@ async def read_logs(
     summary="Mint a stream token for a job's log",
 )
 async def mint_log_token(
-    job_id: str, jobs: JobServiceDep, state: StateDep, _: ReadPrincipal
+    job_id: JobId, jobs: JobServiceDep, state: StateDep, _: ReadPrincipal
 ) -> Response:
     """A short-lived token that reads this job's log as `?token=` (browsers' `EventSource`)."""
     job = await jobs.get(parse_job_id(job_id))

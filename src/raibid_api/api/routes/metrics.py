@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from raibid_api.api.deps import state_of
+from raibid_api.api.deps import API_TOKEN_SECURITY, state_of
 from raibid_api.api.schemas import ErrorOut
 from raibid_api.errors import NotFoundError
 from raibid_api.observability import metrics
@@ -25,6 +25,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code i
         200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "the text format"},
         **_ERRORS,
     },
+    # the read scope, unless metrics.anonymous: the route checks the token itself
+    openapi_extra={"security": API_TOKEN_SECURITY},
 )
 async def get_metrics(request: Request) -> Response:
     """Every metric of this replica, and the queue's and jobs' counts read from Redis.
