@@ -22,6 +22,10 @@ CHURN = 500
 JOBS = 10
 
 
+# `aconnect_sse` writes its Accept header into the headers it is given: each call gets a copy of
+# READ, or every later test of the process would ask for event streams
+
+
 def _client(server: LiveServer, connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=str(server.http.base_url),
@@ -44,7 +48,7 @@ async def _statuses(events: AsyncIterator[ServerSentEvent], count: int) -> list[
 async def _follower(
     http: httpx.AsyncClient, ready: asyncio.Event, count: int, subscribed: list[int]
 ) -> list[tuple[str, str]]:
-    async with aconnect_sse(http, "GET", "/events", headers=READ) as source:
+    async with aconnect_sse(http, "GET", "/events", headers=dict(READ)) as source:
         assert source.response.status_code == 200
         events = source.aiter_sse()
         async for event in events:
@@ -77,7 +81,7 @@ def _fds() -> int:
 
 
 async def _connect_and_leave(http: httpx.AsyncClient) -> None:
-    async with aconnect_sse(http, "GET", "/events", headers=READ) as source:
+    async with aconnect_sse(http, "GET", "/events", headers=dict(READ)) as source:
         assert source.response.status_code == 200
         async for event in source.aiter_sse():
             if event.event == "ready":
