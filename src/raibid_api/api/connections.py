@@ -17,6 +17,10 @@ uvicorn's httptools protocol with the limits a server facing the network needs:
 
 Every refusal is the JSON error body the app answers with. Idle kept-alive connections are
 uvicorn's own business (``timeout_keep_alive``).
+
+The common case costs next to nothing: a request whose bytes arrive in one read arms no timer
+(a deadline is armed only for a head or body still missing after a read), and the head's size
+is counted per read, not per header field.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import ClassVar, Literal, cast
 
 import orjson
 import structlog
@@ -81,6 +85,9 @@ class _Refusal:
         return b"".join([*head, b"\r\n", body])
 
 
+_URI_TOO_LONG = _Refusal(414, "uri_too_long", "the URL is too long")
+
+
 class _RefusedError(Exception):
     """Raised from a parser callback: the parser stops, and `send_400_response` answers."""
 
@@ -92,8 +99,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     _deadline: asyncio.TimerHandle | None = None
     _refusal: _Refusal | None = None
-    _header_bytes = 0
-    _header_count = 0
+    _head_bytes = 0  # of the request line and headers so far, counted as they arrive
+    _phase: Literal["head", "body"] | None = None  # what of a request is still to come
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Take the connection, or refuse it when the server holds its maximum already."""
@@ -113,42 +120,54 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        """Parse what came; a request left unfinished by it gets its deadline now.
+
+        A request that arrives whole in one read (most do) never arms a timer: the deadline is
+        armed only for a head or a body still missing when the bytes at hand are parsed.
+        """
+        super().data_received(data)
+        if self._phase == "head":
+            # all of it was head (the parser is still in the head): what the parser buffers
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                # no header field yet: the request line alone is too long
+                refusal = self._head_too_large() if self.headers else _URI_TOO_LONG
+                _log.info("request refused", error=refusal.code)
+                self._refuse(refusal)
+                return
+        if self._deadline is None and self._phase is not None and not self.transport.is_closing():
+            head = self._phase == "head"
+            self._arm(
+                self.limits.header_timeout if head else self.limits.body_timeout,
+                self._head_late if head else self._body_late,
+            )
+
     def on_message_begin(self) -> None:
-        """A request starts: its head has until the deadline armed now (or at the connection)."""
+        """A request starts: its head is counted from here."""
         super().on_message_begin()
-        self._header_bytes = self._header_count = 0
-        if self._deadline is None:
-            self._arm(self.limits.header_timeout, self._head_late)
-
-    def on_url(self, url: bytes) -> None:
-        """Count the URL against the head's size."""
-        self._header_bytes += len(url)
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._refuse_from_parser(_Refusal(414, "uri_too_long", "the URL is too long"))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """Count one header field against the head's size and the number of fields."""
-        self._header_bytes += len(name) + len(value) + 4
-        self._header_count += 1
-        limits = self.limits
-        if self._header_bytes > limits.max_header_bytes:
-            message = f"the request line and headers exceed {limits.max_header_bytes} bytes"
-            self._refuse_from_parser(_Refusal(431, "headers_too_large", message))
-        if self._header_count > limits.max_headers:
-            message = f"a request takes at most {limits.max_headers} header fields"
-            self._refuse_from_parser(_Refusal(431, "too_many_headers", message))
-        super().on_header(name, value)
+        self._head_bytes = 0
+        self._phase = "head"
 
     def on_headers_complete(self) -> None:
-        """The head is in: its body, if any, has until the body deadline."""
+        """The head is in, within its limits: its body, if any, has until the body deadline."""
         self._disarm()
+        limits = self.limits
+        if len(self.headers) > limits.max_headers:
+            message = f"a request takes at most {limits.max_headers} header fields"
+            self._refuse_from_parser(_Refusal(431, "too_many_headers", message))
+        if len(self.url) > limits.max_header_bytes:
+            self._refuse_from_parser(_URI_TOO_LONG)
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > limits.max_header_bytes:
+            self._refuse_from_parser(self._head_too_large())
+        self._phase = "body"
         super().on_headers_complete()
-        self._arm(self.limits.body_timeout, self._body_late)
 
     def on_message_complete(self) -> None:
         """The whole request is in: no deadline until the next one starts."""
         self._disarm()
+        self._phase = None
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -157,6 +176,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._refusal is None:
             _log.info("invalid HTTP request", reason=msg)
         self._refuse(refusal)
+
+    def _head_too_large(self) -> _Refusal:
+        limit = self.limits.max_header_bytes
+        return _Refusal(
+            431, "headers_too_large", f"the request line and headers exceed {limit} bytes"
+        )
 
     def _refuse_from_parser(self, refusal: _Refusal) -> None:
         _log.info("request refused", error=refusal.code)
