@@ -27,13 +27,12 @@ from raibid_api.errors import InvalidInputError, ServiceUnavailableError
 from raibid_api.logs.entries import dropped_between
 from raibid_api.logs.fanout import Batch, entry_key
 from raibid_api.logs.follow import (
-    HEARTBEAT,
-    SHUTTING_DOWN,
     LogFollower,
     Piece,
     Progress,
     gap_event,
     history,
+    live_chunks,
     render_pieces,
 )
 from raibid_api.logs.sse import encode_event, encode_retry, is_entry_id
@@ -182,18 +181,11 @@ class EventStreams:
                 ):
                     yield chunk
             yield _ready(progress.last or NO_ENTRY)
-            while True:
-                batches = await inbox.receive(self._logs.heartbeat_s)
-                if batches is None:
-                    if self._fanout.stopping:
-                        yield SHUTTING_DOWN
-                    return  # dropped (too slow, or the server stops): the client resumes later
-                if not batches:
-                    yield HEARTBEAT
-                    continue
-                chunk = b"".join([encode(batch, progress) for batch in batches])
-                if chunk:
-                    yield chunk
+            live = live_chunks(
+                inbox, self._logs.heartbeat_s, self._fanout, lambda b: encode(b, progress)
+            )
+            async for chunk in live:
+                yield chunk
 
     def _render_statuses(self, batch: Batch) -> _StatusRendered:
         pieces = []
@@ -260,20 +252,15 @@ class EventStreams:
                 if f.progress.final is None and JobStatus(f.job["status"]).is_terminal:
                     f.progress.final = f.job  # its terminal status came before the resume point
             yield _ready(",".join(vector))
-            while not all(f.progress.final is not None for f in followed):
-                batches = await inbox.receive(self._logs.heartbeat_s)
-                if batches is None:
-                    if self._fanout.stopping:
-                        yield SHUTTING_DOWN
-                    return  # dropped (too slow, or the server stops): the client resumes later
-                if not batches:
-                    yield HEARTBEAT
-                    continue
-                chunk = b"".join(
-                    [encode(batch, followed[index[batch.channel]].progress) for batch in batches]
-                )
-                if chunk:
-                    yield chunk
+            live = live_chunks(
+                inbox, self._logs.heartbeat_s, self._fanout,
+                lambda batch: encode(batch, followed[index[batch.channel]].progress),
+                done=lambda: all(f.progress.final is not None for f in followed),
+            )  # fmt: skip
+            async for chunk in live:
+                yield chunk
+        if not all(f.progress.final is not None for f in followed):
+            return  # the subscription was dropped (too slow, or the server stops): no end
         finals = [self._show_job(f.progress.final) for f in followed if f.progress.final]
         yield encode_event("end", orjson.dumps({"job_id": None, "jobs": finals}).decode())
 

@@ -198,19 +198,12 @@ class LogFollower:
         if progress.final is not None:
             yield encode_event("end", orjson.dumps(self._show_job(progress.final)).decode())
 
-    async def _live(self, inbox: Subscription, progress: Progress) -> AsyncIterator[bytes]:
-        while progress.final is None:
-            batches = await inbox.receive(self._heartbeat_s)
-            if batches is None:
-                if self._fanout.stopping:
-                    yield SHUTTING_DOWN
-                return  # dropped (too slow, or the server stops): the client resumes later
-            if not batches:
-                yield HEARTBEAT
-                continue
-            chunk = b"".join([self._batch_bytes(batch, progress) for batch in batches])
-            if chunk:
-                yield chunk
+    def _live(self, inbox: Subscription, progress: Progress) -> AsyncIterator[bytes]:
+        return live_chunks(
+            inbox, self._heartbeat_s, self._fanout,
+            lambda batch: self._batch_bytes(batch, progress),
+            done=lambda: progress.final is not None,
+        )  # fmt: skip
 
     def _render(self, batch: Batch) -> _Rendered:
         pieces: list[tuple[Piece, bytes]] = []
@@ -291,3 +284,26 @@ async def history(
         cursor = page[-1][0]
         async with reads:
             page = await events.read_after(channel, cursor, HISTORY_PAGE)
+
+
+async def live_chunks(
+    inbox: Subscription,
+    heartbeat_s: float,
+    fanout: LogFanout,
+    encode: Callable[[Batch], bytes],
+    done: Callable[[], bool] = lambda: False,
+) -> AsyncIterator[bytes]:
+    """The live part of a stream: each batch encoded as it comes, a heartbeat while idle.
+
+    It goes on until ``done()``; it ends early when the subscription is dropped (too slow, or
+    the server stops: then with the hint to reconnect soon), and the client resumes later.
+    """
+    while not done():
+        batches = await inbox.receive(heartbeat_s)
+        if batches is None:
+            if fanout.stopping:
+                yield SHUTTING_DOWN
+            return
+        chunk = b"".join([encode(batch) for batch in batches]) if batches else HEARTBEAT
+        if chunk:
+            yield chunk
