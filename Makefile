@@ -41,7 +41,7 @@ test: $(INSTALLED) $(PROMETHEUS_TOOLS) ## install the dev extras and the Prometh
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(INSTALLED) ## ruff and import-linter
 	$(BIN)/ruff check src tests bench
