@@ -165,6 +165,7 @@ def _banner(settings: Settings, config: Path | None) -> str:
     return (
         f"raibid-api ready, listening on "
         f"http://{_address(settings.server.host, settings.server.port)}\n"
+        f"  web:      {base}/\n"
         f"  jobs:     {base}/jobs\n"
         f"  webhook:  {base}/webhook/gitea  (also /webhook/forgejo, /webhook/github)\n"
         f"  api docs: {base}/docs\n"

@@ -85,6 +85,7 @@ def test_port_zero_serves_a_free_port_the_banner_and_the_links_name(
     server = serve_free_port(config, "--host", "127.0.0.1")
     output = server.output()
     assert output.index("Application startup complete") < output.index("raibid-api ready")
+    assert f"  web:      {server.base_url}/\n" in output
     assert f"  jobs:     {server.base_url}/jobs\n" in output
     assert f"  api docs: {server.base_url}/docs\n" in output
     with httpx.Client(base_url=server.base_url, timeout=5.0) as http:
