@@ -8,42 +8,25 @@ refused its old token and must mint a new one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from raibid_api.embedded import free_port
-from tests.support.server_process import OPERATOR_TOKEN, READ_TOKEN, Server, launch_server
+from tests.support.server_process import OPERATOR_TOKEN, READ_TOKEN, Server, served
 from tests.support.webhook_samples import SECRET
 
 
-@contextmanager
-def dashboard_server(folder: Path, **logs: Any) -> Iterator[Server]:
+def dashboard_server(folder: Path, **logs: Any) -> AbstractContextManager[Server]:
     """A running server in ``folder``; ``logs`` settings added to the test's own; killed after."""
-    port = free_port()
-    config = {
-        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
-        "redis": {"url": None, "data_dir": str(folder / "redis")},
-        "auth": {
+    return served(
+        folder,
+        auth={
             "anonymous_read": False,
             "tokens": [
                 {"name": "operator", "scopes": ["read", "write", "agent"], "value": OPERATOR_TOKEN},
                 {"name": "reader", "scopes": ["read"], "value": READ_TOKEN},
             ],
         },
-        "webhooks": {"gitea": {"secret": SECRET}, "spool_dir": str(folder / "spool")},
-        "dispatch": {"mode": "none"},
-        "logs": {"heartbeat": "1s", "stream_token_ttl": "2s"} | logs,
-    }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    running = launch_server(folder, path, port)
-    try:
-        yield running
-    finally:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait()
+        webhooks={"gitea": {"secret": SECRET}},
+        logs={"heartbeat": "1s", "stream_token_ttl": "2s"} | logs,
+    )

@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from raibid_api.embedded import free_port
 from tests.support.polling import eventually_sync
 from tests.support.processes import children_of, clean_env, command_of, is_running
 
@@ -109,6 +111,33 @@ def launch_server(folder: Path, config: Path, port: int) -> Server:
         process.wait()
         raise
     return server
+
+
+@contextmanager
+def served(folder: Path, **sections: dict[str, Any]) -> Iterator[Server]:
+    """A server process in ``folder`` on a free port, killed when the block ends.
+
+    It has its own embedded Redis, a spool and no dispatcher; ``sections`` add keys to (or
+    make) the configuration's sections.
+    """
+    port = free_port()
+    config: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "redis": {"url": None, "data_dir": str(folder / "redis")},
+        "webhooks": {"spool_dir": str(folder / "spool")},
+        "dispatch": {"mode": "none"},
+    }
+    for name, keys in sections.items():
+        config[name] = config.get(name, {}) | keys
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    running = launch_server(folder, path, port)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()
 
 
 def raibid_api(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
