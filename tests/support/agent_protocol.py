@@ -210,6 +210,15 @@ class ProtocolApp:
         length: int = await self.redis.xlen(self.keys.queue)
         return length
 
+    async def entries(self, job_id: str) -> list[str]:
+        """The job's event stream as `status:<status>` and `<stream>:<line>` strings, in order."""
+        found = await self.redis.xrange(self.keys.events(job_id))
+        return [
+            f"status:{fields['status']}" if fields["type"] == "status"
+            else f"{fields['stream']}:{fields['line']}"
+            for _, fields in found
+        ]  # fmt: skip
+
     async def snapshot(self, job_id: str) -> Snapshot:
         """What Redis holds about ``job_id`` and the queue right now."""
         pending = await self.redis.xpending(self.keys.queue, GROUP)

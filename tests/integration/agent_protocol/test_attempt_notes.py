@@ -7,16 +7,6 @@ import asyncio
 from tests.support.agent_protocol import ProtocolApp, ProtocolFactory
 
 
-async def entries(api: ProtocolApp, job_id: str) -> list[str]:
-    """The job's event stream as ``status:<status>`` and ``<stream>:<line>`` strings, in order."""
-    found = await api.redis.xrange(api.keys.events(job_id))
-    return [
-        f"status:{fields['status']}" if fields["type"] == "status"
-        else f"{fields['stream']}:{fields['line']}"
-        for _, fields in found
-    ]  # fmt: skip
-
-
 async def test_a_claim_a_lost_agent_and_the_last_attempt_each_say_so_before_their_status(
     start_protocol: ProtocolFactory,
 ) -> None:
@@ -29,7 +19,7 @@ async def test_a_claim_a_lost_agent_and_the_last_attempt_each_say_so_before_thei
         api.expire_lease()
         await api.reaper.reap_once()
 
-        assert await entries(api, first.id) == [
+        assert await api.entries(first.id) == [
             "stdout:[raibid] attempt 1 started on agent agent-1",
             "status:running",
             "stdout:building",
@@ -50,7 +40,7 @@ async def test_a_timeout_says_why_the_job_failed(start_protocol: ProtocolFactory
         api.clock.advance(11)
         await api.reaper.reap_once()
 
-        assert (await entries(api, held.id))[-2:] == [
+        assert (await api.entries(held.id))[-2:] == [
             "stderr:[raibid] attempt 1 on agent agent-1 ran longer than the job timeout (10s); "
             "its job failed",
             "status:failed",
@@ -65,7 +55,7 @@ async def test_replicas_sweeping_at_once_write_one_line_for_the_one_requeue(
 
     await asyncio.gather(*(api.reaper.reap_once() for _ in range(4)))
 
-    lost = [line for line in await entries(api, held.id) if "was lost" in line]
+    lost = [line for line in await api.entries(held.id) if "was lost" in line]
     assert len(lost) == 1
 
 
@@ -75,4 +65,4 @@ async def test_a_sweep_that_finds_the_lease_renewed_writes_nothing(api: Protocol
     await api.heartbeat(held)  # the agent came back before the sweep
 
     assert await api.reaper.reap_once() == 0
-    assert not [line for line in await entries(api, held.id) if "was lost" in line]
+    assert not [line for line in await api.entries(held.id) if "was lost" in line]

@@ -11,16 +11,6 @@ HANDED_BACK = (
 )
 
 
-async def entries(api: ProtocolApp, job_id: str) -> list[str]:
-    """The job's event stream as ``status:<status>`` and ``<stream>:<line>`` strings, in order."""
-    found = await api.redis.xrange(api.keys.events(job_id))
-    return [
-        f"status:{fields['status']}" if fields["type"] == "status"
-        else f"{fields['stream']}:{fields['line']}"
-        for _, fields in found
-    ]  # fmt: skip
-
-
 async def test_release_queues_the_next_attempt_at_once_with_a_line_saying_why(
     api: ProtocolApp,
 ) -> None:
@@ -40,7 +30,7 @@ async def test_release_queues_the_next_attempt_at_once_with_a_line_saying_why(
     [(entry, fields)] = await api.redis.xrange(api.keys.queue)
     assert (entry != old_entry, fields["job_id"]) == (True, held.id)
     assert (await api.redis.xpending(api.keys.queue, GROUP))["pending"] == 0
-    assert (await entries(api, held.id))[-2:] == [HANDED_BACK, "status:pending"]
+    assert (await api.entries(held.id))[-2:] == [HANDED_BACK, "status:pending"]
     again = await api.claim("agent-2")
     assert (again.id, again.job["attempt"]) == (held.id, 2)
 
@@ -80,7 +70,7 @@ async def test_release_after_the_last_attempt_fails_the_job_with_agent_lost(
 
         assert response.status_code == 200, response.text
         assert (response.json()["status"], response.json()["reason"]) == ("failed", "agent_lost")
-        assert (await entries(api, held.id))[-2] == (
+        assert (await api.entries(held.id))[-2] == (
             "stderr:[raibid] the agent of attempt 1 (agent-1) handed the job back as it shut "
             "down; that was the last of 1 attempts, so the job failed"
         )
