@@ -9,9 +9,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from tests.support.processes import clean_env
 
@@ -83,36 +80,3 @@ def start_client(folder: Path, *args: str, env: dict[str, str]) -> Following:
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen([str(SCRIPT), *args], stdout=out, stderr=err, env=env)
     return Following(process, stdout, stderr)
-
-
-class HttpAgent:
-    """The agent side of the protocol over real HTTP, for one claimed job."""
-
-    def __init__(self, http: httpx.Client, headers: dict[str, str], agent_id: str = "e2e-agent"):
-        claim = http.post("/agent/claim", json={"agent_id": agent_id, "wait": 0}, headers=headers)
-        assert claim.status_code == 200, claim.text
-        body: dict[str, Any] = claim.json()
-        assert body["job"] is not None, body
-        self.job_id: str = body["job"]["id"]
-        self._http = http
-        self._auth = {"Authorization": f"Bearer {body['token']}"}
-        self._sent = 0
-
-    def log(self, *lines: str) -> None:
-        """Send ``lines`` as the job's next log lines."""
-        answer = self._http.post(
-            f"/agent/jobs/{self.job_id}/logs",
-            json={"offset": self._sent, "lines": list(lines)},
-            headers=self._auth,
-        )
-        assert answer.status_code == 200, answer.text
-        self._sent += len(lines)
-
-    def complete(self, status: str = "success") -> None:
-        """End the job with ``status``."""
-        answer = self._http.post(
-            f"/agent/jobs/{self.job_id}/complete",
-            json={"status": status, "exit_code": 0 if status == "success" else 1},
-            headers=self._auth,
-        )
-        assert answer.status_code == 200, answer.text

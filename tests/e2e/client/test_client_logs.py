@@ -10,11 +10,11 @@ import pytest
 from tests.support.client_process import (
     TRIGGER,
     Following,
-    HttpAgent,
     client_env,
     run_client,
     start_client,
 )
+from tests.support.http_agent import HttpAgent
 from tests.support.polling import eventually_sync
 from tests.support.server_process import OPERATOR, OPERATOR_TOKEN, Server, launch_server
 from tests.support.tcp_proxy import tcp_proxy

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
+from tests.support.http_agent import HttpAgent
 from tests.support.server_process import OPERATOR, Server
 
 pytestmark = pytest.mark.e2e
@@ -17,43 +18,18 @@ pytestmark = pytest.mark.e2e
 TIMEOUT = httpx.Timeout(10.0)
 
 
-class Agent:
-    """The agent side of the protocol, for one claimed job."""
-
-    def __init__(self, http: httpx.Client) -> None:
-        created = http.post(
-            "/jobs",
-            json={"repo": "acme/widgets", "clone_url": "https://git.example.test/a/w.git",
-                  "branch": "main"},
-            headers=OPERATOR,
-        )  # fmt: skip
-        assert created.status_code == 201, created.text
-        claim = http.post(
-            "/agent/claim", json={"agent_id": "e2e-agent", "wait": 0}, headers=OPERATOR
-        )
-        assert claim.status_code == 200, claim.text
-        self.job_id: str = claim.json()["job"]["id"]
-        assert self.job_id == created.json()["id"]
-        self._http = http
-        self._auth = {"Authorization": f"Bearer {claim.json()['token']}"}
-        self._sent = 0
-
-    def log(self, *lines: str) -> None:
-        answer = self._http.post(
-            f"/agent/jobs/{self.job_id}/logs",
-            json={"offset": self._sent, "lines": list(lines)},
-            headers=self._auth,
-        )
-        assert answer.status_code == 200, answer.text
-        self._sent += len(lines)
-
-    def complete(self) -> None:
-        answer = self._http.post(
-            f"/agent/jobs/{self.job_id}/complete",
-            json={"status": "success", "exit_code": 0},
-            headers=self._auth,
-        )
-        assert answer.status_code == 200, answer.text
+def claimed_job(http: httpx.Client) -> HttpAgent:
+    """A new job, claimed by an agent speaking the protocol."""
+    created = http.post(
+        "/jobs",
+        json={"repo": "acme/widgets", "clone_url": "https://git.example.test/a/w.git",
+              "branch": "main"},
+        headers=OPERATOR,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    agent = HttpAgent(http, OPERATOR)
+    assert agent.job_id == created.json()["id"]
+    return agent
 
 
 def events_of(
@@ -78,7 +54,7 @@ def test_client_resumes_with_last_event_id_and_sees_every_entry_once_then_end(
     server: Server,
 ) -> None:
     with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
-        agent = Agent(http)
+        agent = claimed_job(http)
         agent.log("cloning", "building")
         first = events_of(http, agent.job_id)
         seen = [next(first) for _ in range(4)]
