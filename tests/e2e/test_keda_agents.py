@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,14 +19,12 @@ from raibid_api.embedded import EmbeddedRedis
 from tests.support.kube_double import KubeDouble
 from tests.support.kube_e2e import (
     Cluster,
-    cluster_config,
+    cluster_in_a_folder,
     job_of,
     log_of,
     make_repository,
     push,
-    running_cluster,
 )
-from tests.support.kube_pods import world_readable_folder
 from tests.support.manifests import KUBERNETES, find, target_manifests
 from tests.support.polling import eventually
 
@@ -41,14 +37,8 @@ SCALED_JOB = find(target_manifests(KUBERNETES / "overlays/keda"), "ScaledJob", "
 async def cluster(
     redis_server: EmbeddedRedis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Cluster]:
-    # not under pytest's own tmp folders, which only root may enter: the pods run as nobody
-    with tempfile.TemporaryDirectory(prefix="raibid-keda-e2e-") as folder:
-        base = world_readable_folder(Path(folder))
-        async with KubeDouble().serving() as kube:
-            monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(base / "kubeconfig")))
-            config = cluster_config(redis_server.url, prefix, base, "keda")
-            async with running_cluster(kube, base, config) as found:
-                yield found
+    async with cluster_in_a_folder(redis_server.url, prefix, "keda", monkeypatch) as found:
+        yield found
 
 
 async def keda_creates_an_agent_job(kube: KubeDouble) -> str:

@@ -12,26 +12,22 @@ the next pass sees whatever changed meanwhile (`test_a_pod_oom_killed_while_the_
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from raibid_api.embedded import EmbeddedRedis
 from tests.support.agent_harness import WRITE
-from tests.support.kube_double import KubeDouble
 from tests.support.kube_e2e import (
     Cluster,
     agent_job,
-    cluster_config,
+    cluster_in_a_folder,
     ended,
     job_of,
     log_of,
     make_repository,
     push,
-    running_cluster,
 )
 from tests.support.kube_pods import give_to_pods, world_readable_folder
 from tests.support.polling import eventually
@@ -43,14 +39,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 async def cluster(
     redis_server: EmbeddedRedis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Cluster]:
-    # not under pytest's own tmp folders, which only root may enter: the pods run as nobody
-    with tempfile.TemporaryDirectory(prefix="raibid-kube-e2e-") as folder:
-        base = world_readable_folder(Path(folder))
-        async with KubeDouble().serving() as kube:
-            monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(base / "kubeconfig")))
-            config = cluster_config(redis_server.url, prefix, base, "kubernetes")
-            async with running_cluster(kube, base, config) as found:
-                yield found
+    async with cluster_in_a_folder(redis_server.url, prefix, "kubernetes", monkeypatch) as found:
+        yield found
 
 
 async def test_a_push_runs_in_its_agent_job_s_pod_and_no_step_finds_a_token(

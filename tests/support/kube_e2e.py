@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from raibid_api.dispatch.manifests import agent_job_name
 from raibid_api.embedded import free_port
 from tests.support.agent_harness import WRITE, Process, pipeline, spawn, write_config
 from tests.support.git_remote import make_remote
 from tests.support.kube_double import KubeDouble
-from tests.support.kube_pods import PodHost, give_to_pods
+from tests.support.kube_pods import PodHost, give_to_pods, world_readable_folder
 from tests.support.polling import eventually
 from tests.support.webhook_deliveries import headers_for, push_body
 from tests.support.webhook_samples import SECRET
@@ -204,3 +206,21 @@ async def running_cluster(
         found.pods.stop_all()
         for process, _ in found.servers:
             process.stop(timeout=15)
+
+
+@asynccontextmanager
+async def cluster_in_a_folder(
+    redis_url: str, prefix: str, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Cluster]:
+    """`running_cluster` in ``mode`` (kubernetes or keda) against a fresh API double.
+
+    Everything lives in a temporary folder the pods (run as nobody) may enter, not under
+    pytest's own tmp folders, which only root may; `KUBECONFIG` names the double meanwhile.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"raibid-{mode}-e2e-") as folder:
+        base = world_readable_folder(Path(folder))
+        async with KubeDouble().serving() as kube:
+            monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(base / "kubeconfig")))
+            config = cluster_config(redis_url, prefix, base, mode)
+            async with running_cluster(kube, base, config) as found:
+                yield found
